@@ -1,0 +1,38 @@
+# inspection — `make help` lists the targets. Every target creates .venv and installs the project if needed.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+DEMO := outputs/demo
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-fast lint browser edge-venv bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install inspection[train,dev]
+
+browser:  ## install Debian chromium for the HTML-report browser test (needs root; skipped otherwise)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }
+
+demo: install  ## synthesise the default steel set, train a small CPU model, evaluate, export, inspect
+	$(BIN)/inspection train hydra.run.dir=$(DEMO)/train trainer.enable_progress_bar=false
+	@echo; echo "Artefacts: $(DEMO)/train (model.pt, eval_test/metrics.json, eval_test/confusion.png, training_curves.png)"
+
+test: install browser  ## run the whole test suite (unit + integration, real data from ../shared/data)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-fast: install  ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+lint: install  ## ruff
+	$(BIN)/ruff check inspection tests scripts
+
+clean:  ## remove outputs and caches (not .venv, not data/)
+	rm -rf outputs .cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Command line: the typer app and Hydra entry points — the only code that reads a DictConfig."""

@@ -1,0 +1,58 @@
+"""`inspection` — one console entry point, one verb per stage."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    help="Visual defect inspection: train (Hydra), evaluate, export to ONNX, inspect folders, audit labels.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_HYDRA = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _hydra_call(entry, prog: str, args: list[str]) -> None:
+    # Hydra parses sys.argv itself: hand it the overrides (and -m, --cfg, --help) untouched.
+    sys.argv = [prog, *args]
+    entry()
+
+
+@app.command(context_settings=_HYDRA)
+def train(ctx: typer.Context) -> None:
+    """Train a classifier. Hydra overrides: `data=neu model=resnet18 trainer=gpu optim.lr=1e-3`; sweep with -m; --help for groups."""
+    from inspection.cli.hydra_entry import train_main
+
+    _hydra_call(train_main, "inspection train", ctx.args)
+
+
+@app.command(context_settings=_HYDRA)
+def evaluate(ctx: typer.Context) -> None:
+    """Evaluate a checkpoint: `checkpoint=outputs/.../model.pt data=neu split=test` → metrics.json + confusion PNG."""
+    from inspection.cli.hydra_entry import evaluate_main
+
+    _hydra_call(evaluate_main, "inspection evaluate", ctx.args)
+
+
+def _register_optional() -> None:
+    """Sub-apps live in their own modules; each registers its verbs here."""
+    from inspection.cli.data_cmds import data_app
+
+    app.add_typer(data_app, name="data", help="Import real datasets, generate synthetic ones, validate manifests.")
+    try:
+        from inspection.cli import export_cmds
+    except ImportError:  # pragma: no cover - during development only
+        return
+    export_cmds.register(app)
+
+
+def main() -> None:
+    _register_optional()
+    app()
+
+
+if __name__ == "__main__":
+    main()

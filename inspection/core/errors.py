@@ -1,0 +1,24 @@
+"""Error types that say what went wrong and where (file, row, key)."""
+
+from __future__ import annotations
+
+
+class InspectionError(Exception):
+    """Base class for errors a user can act on; the message names the file and the problem."""
+
+
+class ImageDecodeError(InspectionError):
+    """An image file could not be turned into pixels."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ManifestError(InspectionError):
+    """A dataset manifest is malformed or inconsistent with the files on disk."""
+
+
+class ModelCardError(InspectionError):
+    """An exported model's metadata is missing or malformed."""

@@ -1,0 +1,101 @@
+"""The model card: what an exported model needs to be used correctly (classes, preprocessing, thresholds, lineage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from inspection.core.errors import ModelCardError
+from inspection.core.postprocess import Thresholds
+from inspection.core.preprocess import PreprocessSpec
+
+CARD_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """Metadata mirrored in ONNX metadata_props and model.json."""
+
+    class_names: list[str]
+    preprocess: PreprocessSpec
+    thresholds: Thresholds
+    backbone: str = ""
+    precision: str = "fp32"
+    input_layout: str = "NHWC-uint8-RGB"  # raw pixels; the graph normalises
+    dataset: dict = field(default_factory=dict)  # name, version, manifest hash, DVC hash
+    lineage: dict = field(default_factory=dict)  # git commit, config hash, checkpoint
+    metrics: dict = field(default_factory=dict)
+    card_version: int = CARD_VERSION
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["preprocess"] = self.preprocess.to_dict()
+        d["thresholds"] = self.thresholds.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<dict>") -> ModelCard:
+        try:
+            names = d["class_names"]
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise ModelCardError(f"{source}: class_names must be a non-empty list of strings")
+            if len(set(names)) != len(names):
+                raise ModelCardError(f"{source}: class_names has duplicates: {names}")
+            spec = PreprocessSpec.from_dict(d["preprocess"])
+            thr = Thresholds.from_dict(d.get("thresholds", {}))
+        except KeyError as e:
+            raise ModelCardError(f"{source}: model metadata is missing key {e.args[0]!r}") from None
+        except (TypeError, ValueError) as e:
+            raise ModelCardError(f"{source}: malformed model metadata: {e}") from None
+        unknown = [c for c in thr.ok_classes if c not in names]
+        if unknown:
+            raise ModelCardError(f"{source}: thresholds name ok_classes {unknown} that are not model classes")
+        return cls(
+            class_names=list(names),
+            preprocess=spec,
+            thresholds=thr,
+            backbone=d.get("backbone", ""),
+            precision=d.get("precision", "fp32"),
+            input_layout=d.get("input_layout", "NHWC-uint8-RGB"),
+            dataset=dict(d.get("dataset", {})),
+            lineage=dict(d.get("lineage", {})),
+            metrics=dict(d.get("metrics", {})),
+            card_version=int(d.get("card_version", CARD_VERSION)),
+        )
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temp file + rename so a crash never leaves a half-written file that looks complete."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_model_card(card: ModelCard, path: str | os.PathLike) -> None:
+    """Write model.json atomically."""
+    atomic_write_text(path, json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def read_model_card(path: str | os.PathLike) -> ModelCard:
+    """Read and validate model.json; errors name the file."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelCardError(f"{p}: model card not found")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ModelCardError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ModelCardError(f"{p}: expected a JSON object")
+    return ModelCard.from_dict(d, str(p))

@@ -1,0 +1,177 @@
+"""Dataset manifests: a folder of images + manifest.csv (one row per image) + dataset.json (classes, task)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from inspection.core.errors import ManifestError
+from inspection.core.model_card import atomic_write_text
+
+REQUIRED_COLUMNS = ("path", "label", "split", "sha256")
+SPLITS = ("train", "val", "test")
+LABELER_PREFIX = "labeler_"  # one column per labeler, gaps allowed (empty = not labelled)
+META_PREFIX = "meta_"  # free metadata: line, camera, lot, boxes...
+
+
+@dataclass
+class Manifest:
+    """A labelled image set. `rows` columns: path (relative to image_root), label, split, sha256, labeler_*, meta_*."""
+
+    name: str
+    classes: list[str]
+    rows: pd.DataFrame
+    image_root: Path
+    ok_classes: list[str] = field(default_factory=list)  # non-empty → an OK/NG task (e.g. pills: ["good"])
+    info: dict = field(default_factory=dict)  # source, version, notes
+
+    @property
+    def task(self) -> str:
+        return "okng" if self.ok_classes else "multiclass"
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.rows[self.rows["split"] == name].reset_index(drop=True)
+
+    def abspath(self, rel: str) -> Path:
+        return self.image_root / rel
+
+    def labeler_columns(self) -> list[str]:
+        return [c for c in self.rows.columns if c.startswith(LABELER_PREFIX)]
+
+    def with_rows(self, rows: pd.DataFrame, **info) -> Manifest:
+        return Manifest(self.name, list(self.classes), rows.reset_index(drop=True), self.image_root,
+                        list(self.ok_classes), {**self.info, **info})
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Content hash used for duplicate grouping and DVC-independent identity."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_hash(manifest: Manifest) -> str:
+    """Hash of (path, label, split, sha256) rows: identifies a labelled version independent of row order."""
+    cols = list(REQUIRED_COLUMNS)
+    text = manifest.rows[cols].sort_values("path").to_csv(index=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fail(csv: Path, problem: str, rows: pd.DataFrame | None = None) -> ManifestError:
+    if rows is not None and len(rows):
+        lines = ", ".join(f"row {i + 2} ({p})" for i, p in zip(rows.index[:5], rows["path"].astype(str)[:5]))
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        problem = f"{problem}: {lines}{more}"
+    return ManifestError(f"{csv}: {problem}")
+
+
+def validate(manifest: Manifest, csv: Path, check_files: bool = True) -> None:
+    """Raise ManifestError naming the offending rows: missing files, unknown labels, duplicates, escapes, empty classes."""
+    rows = manifest.rows
+    missing_cols = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+    if missing_cols:
+        raise _fail(csv, f"missing columns {missing_cols}")
+    if not manifest.classes:
+        raise _fail(csv, "no classes declared")
+    bad_ok = [c for c in manifest.ok_classes if c not in manifest.classes]
+    if bad_ok:
+        raise _fail(csv, f"ok_classes {bad_ok} are not among classes {manifest.classes}")
+    empty_path = rows[rows["path"].astype(str).str.strip() == ""]
+    if len(empty_path):
+        raise _fail(csv, "empty path", empty_path)
+    dup = rows[rows["path"].duplicated(keep=False)]
+    if len(dup):
+        raise _fail(csv, "duplicate paths", dup)
+    root = manifest.image_root.resolve()
+    escaping = rows[[not _inside(root, root / p) for p in rows["path"].astype(str)]]
+    if len(escaping):
+        raise _fail(csv, f"paths escape the dataset root {root}", escaping)
+    unknown = rows[~rows["label"].isin(manifest.classes)]
+    if len(unknown):
+        raise _fail(csv, f"unknown labels {sorted(unknown['label'].astype(str).unique())}", unknown)
+    bad_split = rows[~rows["split"].isin(SPLITS)]
+    if len(bad_split):
+        raise _fail(csv, f"split must be one of {SPLITS}", bad_split)
+    for col in manifest.labeler_columns():
+        given = rows[col].dropna()
+        given = given[given.astype(str) != ""]
+        wrong = rows.loc[given.index[~given.isin(manifest.classes)]]
+        if len(wrong):
+            raise _fail(csv, f"column {col} has labels outside the classes", wrong)
+    empty = [c for c in manifest.classes if not (rows["label"] == c).any()]
+    if empty:
+        raise _fail(csv, f"classes with no images: {empty}")
+    if check_files:
+        missing = rows[[not (root / p).is_file() for p in rows["path"].astype(str)]]
+        if len(missing):
+            raise _fail(csv, "image files not found", missing)
+
+
+def _inside(root: Path, p: Path) -> bool:
+    try:
+        p.resolve().relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def load_manifest(csv_path: str | os.PathLike, check_files: bool = True) -> Manifest:
+    """Load manifest.csv + the dataset.json beside it, and validate."""
+    csv = Path(csv_path)
+    if not csv.is_file():
+        raise ManifestError(f"{csv}: manifest not found")
+    meta_path = csv.with_name("dataset.json")
+    if not meta_path.is_file():
+        raise ManifestError(f"{meta_path}: dataset.json (classes, image_root) not found beside the manifest")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{meta_path}: not valid JSON ({e})") from None
+    try:
+        rows = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except Exception as e:  # pandas raises many types for a broken CSV
+        raise ManifestError(f"{csv}: cannot parse CSV ({e})") from None
+    image_root = Path(meta.get("image_root", "."))
+    if not image_root.is_absolute():
+        image_root = csv.parent / image_root
+    m = Manifest(
+        name=str(meta.get("name", csv.parent.name)),
+        classes=list(meta.get("classes", [])),
+        rows=rows,
+        image_root=image_root,
+        ok_classes=list(meta.get("ok_classes", [])),
+        info=dict(meta.get("info", {})),
+    )
+    validate(m, csv, check_files=check_files)
+    return m
+
+
+def write_manifest(manifest: Manifest, csv_path: str | os.PathLike) -> Path:
+    """Write manifest.csv and dataset.json atomically (image_root stored relative to the CSV when possible)."""
+    csv = Path(csv_path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.rows.columns]
+    if missing:
+        raise ManifestError(f"{csv}: cannot write a manifest without columns {missing}")
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root = os.path.relpath(manifest.image_root.resolve(), csv.parent.resolve())
+    except ValueError:  # different drives on Windows
+        root = str(manifest.image_root.resolve())
+    cols = list(REQUIRED_COLUMNS) + sorted(c for c in manifest.rows.columns if c not in REQUIRED_COLUMNS)
+    atomic_write_text(csv, manifest.rows[cols].to_csv(index=False))
+    meta = {
+        "name": manifest.name,
+        "classes": manifest.classes,
+        "ok_classes": manifest.ok_classes,
+        "image_root": root,
+        "info": manifest.info,
+    }
+    atomic_write_text(csv.with_name("dataset.json"), json.dumps(meta, indent=2) + "\n")
+    return csv

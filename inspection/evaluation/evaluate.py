@@ -1,0 +1,64 @@
+"""Evaluate a checkpoint on a manifest split: metrics.json, predictions.csv and a confusion-matrix PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from inspection.core.model_card import atomic_write_text
+from inspection.core.results import ResultRecord
+from inspection.data.manifest import load_manifest
+from inspection.evaluation.metrics import compute_metrics
+from inspection.evaluation.plots import plot_confusion
+from inspection.evaluation.predict import predict_files
+from inspection.models.checkpoint import LoadedModel, load_checkpoint
+
+
+def write_predictions(records: list[ResultRecord], class_names: list[str], path: Path) -> None:
+    """One row per image: path, label, predicted, confidence, p_<class>..., error."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "label", "predicted", "confidence", *[f"p_{c}" for c in class_names], "error"])
+    for r in records:
+        if r.probs is None:
+            w.writerow([r.path, r.label, "", "", *[""] * len(class_names), r.error])
+        else:
+            k = int(r.probs.argmax())
+            w.writerow([r.path, r.label, class_names[k], f"{r.probs[k]:.6f}", *[f"{p:.6f}" for p in r.probs], ""])
+    atomic_write_text(path, buf.getvalue())
+
+
+def evaluate_model(
+    model: LoadedModel,
+    manifest_path: str | Path,
+    split: str,
+    out_dir: str | Path,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> dict:
+    """Score `model` on one split of a manifest, reading files through the shared core preprocessing."""
+    manifest = load_manifest(manifest_path)
+    if list(manifest.classes) != list(model.class_names):
+        raise ValueError(f"{manifest_path}: classes {manifest.classes} differ from the model's {model.class_names}")
+    part = manifest.split(split)
+    if part.empty:
+        raise ValueError(f"{manifest_path}: split {split!r} has no rows")
+    paths = [manifest.abspath(p) for p in part["path"]]
+    records = predict_files(model, paths, list(part["label"]), batch_size=batch_size, device=device)
+    metrics = compute_metrics(records, model.class_names, model.thresholds)
+    metrics.update({"split": split, "manifest": str(manifest_path), "backbone": model.backbone})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_predictions(records, model.class_names, out / "predictions.csv")
+    plot_confusion(metrics["confusion_matrix"], model.class_names, out / "confusion.png",
+                   f"{model.backbone} on {manifest.name}/{split}: acc {metrics['accuracy']:.3f}")
+    return metrics
+
+
+def evaluate_checkpoint(checkpoint: str | Path, manifest_path: str | Path, split: str, out_dir: str | Path,
+                        device: str = "cpu", batch_size: int = 64) -> dict:
+    """evaluate_model on a checkpoint file."""
+    return evaluate_model(load_checkpoint(checkpoint), manifest_path, split, out_dir, device, batch_size)

@@ -1,0 +1,163 @@
+"""fit_classifier: the plain training function behind `inspection train` (Hydra stays in cli/)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from inspection.core.model_card import atomic_write_text
+from inspection.data.datamodule import DataConfig, DefectDataModule
+from inspection.data.manifest import manifest_hash
+from inspection.evaluation.evaluate import evaluate_model
+from inspection.evaluation.plots import plot_training_curves
+from inspection.models.checkpoint import load_checkpoint, save_checkpoint
+from inspection.models.classifier import DefectClassifier
+
+
+@dataclass
+class ModelConfig:
+    """Which network (see models.factory)."""
+
+    backbone: str = "tiny_cnn"
+    drop_rate: float = 0.0
+    pretrained_path: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings."""
+
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "onecycle"
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """The subset of Lightning Trainer arguments we expose."""
+
+    max_epochs: int = 10
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    channels_last: bool = False
+    deterministic: bool = False
+    limit_train_batches: float | int = 1.0
+    limit_val_batches: float | int = 1.0
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    check_val_every_n_epoch: int = 1
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    out_dir: Path
+    checkpoint: Path | None
+    fit_seconds: float
+    history: list[dict] = field(default_factory=list)
+    test_metrics: dict | None = None
+    val_metrics: dict | None = None
+
+
+class HistoryCallback(Callback):
+    """Per-epoch train/val figures for the training-curve plot."""
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # Runs after the epoch's validation, so train and val figures of the same epoch are both there.
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.history.append({"epoch": trainer.current_epoch, "train_loss": m.get("train/loss"),
+                             "val_loss": m.get("val/loss"), "val_acc": m.get("val/acc"),
+                             "val_macro_f1": m.get("val/macro_f1")})
+
+
+def fit_classifier(
+    data: DataConfig,
+    model: ModelConfig,
+    optim: OptimConfig,
+    trainer: TrainerConfig,
+    out_dir: str | Path,
+    seed: int = 0,
+    thresholds: dict | None = None,
+    lineage: dict | None = None,
+    loggers: list | None = None,
+    evaluate_splits: tuple[str, ...] = ("val", "test"),
+) -> TrainResult:
+    """Train on the manifest's train split, select on val, save model.pt, evaluate val/test through core preprocessing."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(seed, workers=True)
+    dm = DefectDataModule(data)
+    ok = list(dm.manifest.ok_classes)
+    thr = {"ok_classes": ok, **(thresholds or {})} if ok else (thresholds or {})
+    dataset_info = {"name": dm.manifest.name, "manifest": str(Path(data.manifest).resolve()),
+                    "manifest_hash": manifest_hash(dm.manifest), **dm.manifest.info.get("dvc", {})}
+    extra = {"dataset": dataset_info, "lineage": lineage or {}, "seed": seed}
+    net = DefectClassifier(
+        backbone=model.backbone, class_names=dm.class_names, preprocess=data.spec.to_dict(), thresholds=thr,
+        lr=optim.lr, weight_decay=optim.weight_decay, scheduler=optim.scheduler,
+        label_smoothing=optim.label_smoothing, class_weights=dm.class_weights(), drop_rate=model.drop_rate,
+        pretrained_path=model.pretrained_path, channels_last=trainer.channels_last, extra=extra,
+    )
+    history = HistoryCallback()
+    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
+                              save_top_k=1, save_last=False)
+    has_val = dm.split_size("val") > 0
+    t = pl.Trainer(
+        max_epochs=trainer.max_epochs, accelerator=trainer.accelerator, devices=trainer.devices,
+        strategy=trainer.strategy, num_nodes=trainer.num_nodes, precision=trainer.precision,
+        deterministic=trainer.deterministic, limit_train_batches=trainer.limit_train_batches,
+        limit_val_batches=trainer.limit_val_batches if has_val else 0, log_every_n_steps=trainer.log_every_n_steps,
+        enable_progress_bar=trainer.enable_progress_bar, check_val_every_n_epoch=trainer.check_val_every_n_epoch,
+        callbacks=[history, ckpt_cb] if has_val else [history], logger=loggers if loggers is not None else False,
+        default_root_dir=str(out), enable_model_summary=False, num_sanity_val_steps=0,
+    )
+    start = time.perf_counter()
+    t.fit(net, datamodule=dm)
+    fit_seconds = time.perf_counter() - start
+    if not t.is_global_zero:
+        return TrainResult(out, None, fit_seconds, history.history)
+    if has_val and ckpt_cb.best_model_path:
+        # Best-on-validation weights; Lightning's own ckpt stays for resuming, model.pt is the artefact.
+        best = torch.load(ckpt_cb.best_model_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(best["state_dict"])
+    ckpt = save_checkpoint(out / "model.pt", net.plain_net(), model.backbone, dm.class_names, data.spec,
+                           net.thresholds, extra)
+    plot_training_curves(history.history, out / "training_curves.png")
+    result = TrainResult(out, ckpt, fit_seconds, history.history)
+    loaded = load_checkpoint(ckpt)
+    device = "cuda" if torch.cuda.is_available() and trainer.accelerator in ("gpu", "cuda", "auto") else "cpu"
+    for split in evaluate_splits:
+        if dm.split_size(split) == 0:
+            continue
+        metrics = evaluate_model(loaded, data.manifest, split, out / f"eval_{split}", device=device)
+        setattr(result, f"{split}_metrics", metrics)
+    summary = {
+        "fit_seconds": fit_seconds, "epochs": trainer.max_epochs, "seed": seed, "backbone": model.backbone,
+        "dataset": dataset_info, "history": history.history,
+        "val": _headline(result.val_metrics), "test": _headline(result.test_metrics),
+        "config": {"data": {**asdict(data), "spec": data.spec.to_dict()}, "model": asdict(model),
+                   "optim": asdict(optim), "trainer": asdict(trainer)},
+    }
+    atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return result
+
+
+def _headline(m: dict | None) -> dict | None:
+    if m is None:
+        return None
+    keys = ("accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95", "n", "okng")
+    return {k: m[k] for k in keys if k in m}

@@ -1,0 +1,49 @@
+"""Every Hydra config composes, and the plain dataclasses build from it."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from inspection.cli.config import data_config, model_config, optim_config, preprocess_spec, trainer_config
+from inspection.cli.hydra_entry import config_dir
+
+CONF = Path(config_dir())
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["data", "model", "trainer", "logger", "experiment", "hparams_search", "debug"])
+def test_every_option_composes(group):
+    options = _options(group)
+    assert options, f"no configs in conf/{group}"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for opt in options:
+            overrides = [f"{group}={opt}"]
+            if opt == "folder":
+                overrides.append("data.prepare.src=/tmp/images")
+            cfg = compose("train", overrides=overrides)
+            if group == "logger":
+                # the logger reads hydra:runtime, which exists only inside a Hydra run
+                assert "_target_" in next(iter(cfg.logger.values()))
+                continue
+            if group in ("data", "experiment", "debug"):
+                preprocess_spec(cfg.data)
+                data_config(cfg, Path("m.csv"))
+            model_config(cfg)
+            optim_config(cfg)
+            trainer_config(cfg)
+
+
+def test_evaluate_config_composes():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", overrides=["checkpoint=x.pt", "data=neu"])
+        assert cfg.checkpoint == "x.pt" and cfg.data.image_size == 200
+
+
+def test_experiment_overrides_groups():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=neu_resnet18"])
+    assert cfg.data.name == "neu" and cfg.model.backbone == "resnet18" and cfg.trainer.max_epochs == 40
