@@ -64,7 +64,7 @@ def data_config(cfg: DictConfig, manifest: Path) -> DataConfig:
         manifest=str(manifest), spec=preprocess_spec(d), batch_size=int(d.batch_size),
         num_workers=int(d.num_workers), augment=AugmentConfig(**OmegaConf.to_container(d.augment)),
         cache_dir=str(cfg.paths.cache_dir) if d.get("cache", False) else None,
-        class_weighting=bool(d.get("class_weighting", False)),
+        class_weighting=bool(d.get("class_weighting", False)), augment_on=str(d.get("augment_on", "auto")),
     )
 
 

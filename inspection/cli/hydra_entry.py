@@ -23,13 +23,28 @@ def config_dir() -> str:
     return str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def run_train(cfg: DictConfig) -> dict:
-    """Train + evaluate from a composed config; returns the headline metrics (used by tests and search)."""
-    from inspection.cli.config import data_config, git_commit, model_config, optim_config, prepare_dataset, trainer_config
+def _output_dir(cfg: DictConfig, out_dir: Path | None) -> Path:
+    if out_dir is not None:
+        return Path(out_dir)
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir) / str(cfg.task_name)
+
+
+def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False) -> dict:
+    """Train + evaluate from a composed config; returns the headline metrics (used by tests, search, compare)."""
+    from inspection.cli.config import (
+        data_config,
+        git_commit,
+        model_config,
+        optim_config,
+        prepare_dataset,
+        trainer_config,
+    )
     from inspection.models.train import fit_classifier
 
     manifest = prepare_dataset(cfg.data)
-    out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    out_dir = _output_dir(cfg, out_dir)
     loggers = [hydra.utils.instantiate(v) for v in cfg.logger.values()] if cfg.get("logger") else []
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config_hash = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -47,7 +62,7 @@ def run_train(cfg: DictConfig) -> dict:
             summary[f"{split}_macro_f1"] = m["macro_f1"]
             if "okng" in m:
                 summary[f"{split}_auroc"] = m["okng"]["auroc"]
-    if result.checkpoint:
+    if result.checkpoint and not quiet:
         log.info("run summary: %s", json.dumps(summary))
         print(json.dumps(summary, indent=2))
     return summary
@@ -61,7 +76,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
     from inspection.evaluation.evaluate import evaluate_checkpoint
 
     manifest = prepare_dataset(cfg.data)
-    out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    out_dir = _output_dir(cfg, None)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     m = evaluate_checkpoint(cfg.checkpoint, manifest, cfg.split, out_dir, device=device, batch_size=int(cfg.batch_size))
     print(json.dumps({"out_dir": str(out_dir), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],

@@ -37,6 +37,14 @@ def evaluate(ctx: typer.Context) -> None:
     _hydra_call(evaluate_main, "inspection evaluate", ctx.args)
 
 
+@app.command(context_settings=_HYDRA)
+def search(ctx: typer.Context) -> None:
+    """Hyperparameter search with Optuna over Hydra configs (resumable): `inspection search data=neu hparams_search.n_trials=20`."""
+    from inspection.cli.search_cmd import search as run
+
+    run(ctx)
+
+
 def _register_optional() -> None:
     """Sub-apps live in their own modules; each registers its verbs here."""
     from inspection.cli.data_cmds import data_app

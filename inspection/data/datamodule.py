@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig, apply_augment, build_augment
@@ -32,6 +32,21 @@ class CachedImageDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(img)), self.targets[i]
 
 
+class BatchGatherDataset(Dataset):
+    """Whole batches by index list: one tensor gather per batch instead of per-item Python (GPU runs)."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray):
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.targets = torch.as_tensor(targets, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, idx: list[int]):
+        i = torch.as_tensor(idx)
+        return self.images[i], self.targets[i]
+
+
 @dataclass
 class DataConfig:
     """Plain data settings (Hydra's `data` group maps onto this)."""
@@ -43,6 +58,9 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     cache_dir: str | None = None
     class_weighting: bool = False
+    # "cpu": albumentations per image in DataLoader workers; "gpu": batched ops on the device;
+    # "auto": gpu when the trainer runs on a GPU (resolved in fit_classifier)
+    augment_on: str = "auto"
 
 
 class DefectDataModule(pl.LightningDataModule):
@@ -65,6 +83,9 @@ class DefectDataModule(pl.LightningDataModule):
         targets = rows["label"].map(idx).to_numpy()
         for split in ("train", "val", "test"):
             mask = (rows["split"] == split).to_numpy()
+            if split == "train" and self.cfg.augment_on == "gpu":
+                self._sets[split] = BatchGatherDataset(images[mask], targets[mask])
+                continue
             aug = self.cfg.augment if split == "train" else None
             self._sets[split] = CachedImageDataset(images[mask], targets[mask], aug)
 
@@ -82,6 +103,12 @@ class DefectDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
+        ds = self._sets[split]
+        if isinstance(ds, BatchGatherDataset):
+            base = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+            sampler = BatchSampler(base, self.cfg.batch_size, drop_last=shuffle and len(ds) > self.cfg.batch_size)
+            return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.cfg.num_workers,
+                              persistent_workers=self.cfg.num_workers > 0, pin_memory=torch.cuda.is_available())
         return DataLoader(
             self._sets[split],
             batch_size=self.cfg.batch_size,

@@ -9,6 +9,8 @@ from torch import nn
 
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
+from inspection.data.augment import AugmentConfig
+from inspection.data.gpu_augment import augment_batch
 from inspection.models.factory import create_backbone
 from inspection.models.normalize import Normalize
 
@@ -30,6 +32,7 @@ class DefectClassifier(pl.LightningModule):
         drop_rate: float = 0.0,
         pretrained_path: str | None = None,
         channels_last: bool = False,
+        gpu_augment: dict | None = None,
         extra: dict | None = None,
     ):
         super().__init__()
@@ -44,6 +47,7 @@ class DefectClassifier(pl.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         cw = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", cw, persistent=False)
+        self.gpu_augment = AugmentConfig(**gpu_augment) if gpu_augment else None
         self._val_preds: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
 
@@ -56,7 +60,10 @@ class DefectClassifier(pl.LightningModule):
 
     def training_step(self, batch, _idx):
         x, y = batch
-        logits = self(x)
+        if self.gpu_augment is not None:
+            logits = self.net(augment_batch(self.normalize(x), self.gpu_augment))
+        else:
+            logits = self(x)
         loss = self._loss(logits, y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss

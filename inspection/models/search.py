@@ -1,0 +1,82 @@
+"""Hyperparameter search driven by Optuna directly (no hydra-optuna-sweeper: it pins optuna<3).
+
+A search space maps Hydra override keys to distributions; each trial becomes a list of `key=value`
+overrides, so whatever composes a config (the CLI, `compare`) can run it. Studies live in SQLite: a killed
+search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchResult:
+    """Best trial and the whole history."""
+
+    best_overrides: list[str]
+    best_value: float
+    trials: list[dict] = field(default_factory=list)
+    storage: str = ""
+
+
+def suggest_overrides(trial: optuna.Trial, space: dict[str, dict]) -> list[str]:
+    """Sample one point of the space as Hydra overrides (`optim.lr=0.001`, `model=resnet18`)."""
+    out = []
+    for key, spec in space.items():
+        kind = spec.get("type")
+        if kind == "float":
+            v = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)))
+        elif kind == "int":
+            v = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False)))
+        elif kind == "categorical":
+            v = trial.suggest_categorical(key, list(spec["choices"]))
+        else:
+            raise ValueError(f"search space entry {key!r}: type must be float, int or categorical, got {kind!r}")
+        out.append(f"{key}={v}")
+    return out
+
+
+def run_study(
+    objective: Callable[[list[str], int], float],
+    space: dict[str, dict],
+    n_trials: int,
+    storage_path: str | Path,
+    direction: str = "maximize",
+    seed: int = 0,
+    study_name: str = "search",
+) -> SearchResult:
+    """Run (or resume) a study until it has `n_trials` finished trials; objective(overrides, trial_number) → value."""
+    storage_path = Path(storage_path)
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{storage_path.resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=study_name, storage=storage, direction=direction,
+                                sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    remaining = max(0, n_trials - len(done))
+    if done:
+        log.info("resuming study %s: %d trials done, %d to go", study_name, len(done), remaining)
+
+    def _objective(trial: optuna.Trial) -> float:
+        overrides = suggest_overrides(trial, space)
+        trial.set_user_attr("overrides", overrides)
+        value = float(objective(overrides, trial.number))
+        print(f"[search] trial {trial.number + 1}/{n_trials}: {' '.join(overrides)} → {value:.4f}", flush=True)
+        return value
+
+    if remaining:
+        study.optimize(_objective, n_trials=remaining)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"search {study_name}: no trial completed")
+    best = study.best_trial
+    trials = [{"number": t.number, "value": t.value, "overrides": t.user_attrs.get("overrides", [])} for t in complete]
+    return SearchResult(list(best.user_attrs.get("overrides", [])), float(best.value), trials, storage)
