@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -31,6 +32,26 @@ def _output_dir(cfg: DictConfig, out_dir: Path | None) -> Path:
     return Path(cfg.paths.output_dir) / str(cfg.task_name)
 
 
+def prepare_ddp_relaunch() -> None:
+    """Make Lightning's DDP workers of a multirun job re-run *this job only*, in *this job's* folder.
+
+    Lightning re-launches `argv[0] argv[1:] hydra.run.dir=<HydraConfig.run.dir>`. In a sweep, argv holds `-m`
+    and every sweep value, and run.dir is not the job's folder: each worker would run the whole sweep again
+    and write to new folders (the known Lightning + Hydra multirun trap). Point both at the current job.
+    """
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *hc.overrides.task]
+    with read_write(hc), open_dict(hc):
+        hc.run.dir = hc.runtime.output_dir
+
+
 def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False) -> dict:
     """Train + evaluate from a composed config; returns the headline metrics (used by tests, search, compare)."""
     from inspection.cli.config import (
@@ -45,6 +66,8 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
 
     manifest = prepare_dataset(cfg.data)
     out_dir = _output_dir(cfg, out_dir)
+    if cfg.trainer.strategy != "auto" or str(cfg.trainer.devices) not in ("1", "auto"):
+        prepare_ddp_relaunch()
     loggers = [hydra.utils.instantiate(v) for v in cfg.logger.values()] if cfg.get("logger") else []
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config_hash = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]

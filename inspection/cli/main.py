@@ -15,9 +15,16 @@ app = typer.Typer(
 _HYDRA = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-def _hydra_call(entry, prog: str, args: list[str]) -> None:
-    # Hydra parses sys.argv itself: hand it the overrides (and -m, --cfg, --help) untouched.
-    sys.argv = [prog, *args]
+def _hydra_call(entry, args: list[str]) -> None:
+    # Hydra parses sys.argv itself: hand it the overrides (and -m, --cfg, --help) untouched. argv[0] points at
+    # cli/train_entry.py because Lightning's DDP launcher re-runs argv[0] for each extra process; clearing
+    # __main__.__spec__ stops it from re-running `python -m inspection.cli.main`, which needs the verb.
+    import inspection.cli.train_entry as script
+
+    sys.argv = [script.__file__, *args]
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and getattr(main_module, "__spec__", None) is not None:
+        main_module.__spec__ = None
     entry()
 
 
@@ -26,7 +33,7 @@ def train(ctx: typer.Context) -> None:
     """Train a classifier. Hydra overrides: `data=neu model=resnet18 trainer=gpu optim.lr=1e-3`; sweep with -m; --help for groups."""
     from inspection.cli.hydra_entry import train_main
 
-    _hydra_call(train_main, "inspection train", ctx.args)
+    _hydra_call(train_main, ctx.args)
 
 
 @app.command(context_settings=_HYDRA)
@@ -34,7 +41,7 @@ def evaluate(ctx: typer.Context) -> None:
     """Evaluate a checkpoint: `checkpoint=outputs/.../model.pt data=neu split=test` → metrics.json + confusion PNG."""
     from inspection.cli.hydra_entry import evaluate_main
 
-    _hydra_call(evaluate_main, "inspection evaluate", ctx.args)
+    _hydra_call(evaluate_main, ctx.args)
 
 
 @app.command(context_settings=_HYDRA)

@@ -65,13 +65,13 @@ class DefectClassifier(pl.LightningModule):
         else:
             logits = self(x)
         loss = self._loss(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, _idx):
         x, y = batch
         logits = self(x)
-        self.log("val/loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val/loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_preds.append(logits.argmax(1).detach())
         self._val_targets.append(y.detach())
 
@@ -79,18 +79,20 @@ class DefectClassifier(pl.LightningModule):
         if not self._val_preds:
             return
         pred, y = torch.cat(self._val_preds), torch.cat(self._val_targets)
+        if self.trainer.world_size > 1:  # every rank saw a shard: score the whole split on each
+            pred, y = self.all_gather(pred).flatten(), self.all_gather(y).flatten()
         self._val_preds.clear()
         self._val_targets.clear()
         n = len(self.class_names)
         cm = torch.bincount(y * n + pred, minlength=n * n).reshape(n, n).float()
         tp = cm.diag()
         f1 = 2 * tp / (cm.sum(0) + cm.sum(1)).clamp(min=1)
-        self.log("val/acc", (pred == y).float().mean(), prog_bar=True)
-        self.log("val/macro_f1", f1.mean())
+        self.log("val/acc", (pred == y).float().mean(), prog_bar=True, rank_zero_only=True)
+        self.log("val/macro_f1", f1.mean(), rank_zero_only=True)
 
     def test_step(self, batch, _idx):
         x, y = batch
-        self.log("test/acc", (self(x).argmax(1) == y).float().mean(), batch_size=len(y))
+        self.log("test/acc", (self(x).argmax(1) == y).float().mean(), batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -130,9 +131,12 @@ def fit_classifier(
         default_root_dir=str(out), enable_model_summary=False, num_sanity_val_steps=0,
     )
     dm.setup()  # decode + resize once, outside the timed fit
+    env_before = dict(os.environ)
     start = time.perf_counter()
     t.fit(net, datamodule=dm)
     fit_seconds = time.perf_counter() - start
+    if t.world_size > 1:
+        _reset_distributed(env_before)
     if not t.is_global_zero:
         return TrainResult(out, None, fit_seconds, history.history)
     if has_val and ckpt_cb.best_model_path:
@@ -159,6 +163,16 @@ def fit_classifier(
     }
     atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return result
+
+
+def _reset_distributed(env_before: dict) -> None:
+    """After a DDP fit, leave the process as it was: a sweep's next job must launch its own workers."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key in set(os.environ) - set(env_before):  # MASTER_PORT, WORLD_SIZE, LOCAL_RANK... set by Lightning
+        del os.environ[key]
 
 
 def _headline(m: dict | None) -> dict | None:

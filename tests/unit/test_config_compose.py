@@ -47,3 +47,11 @@ def test_experiment_overrides_groups():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=neu_resnet18"])
     assert cfg.data.name == "neu" and cfg.model.backbone == "resnet18" and cfg.trainer.max_epochs == 40
+
+
+def test_launcher_configs_compose():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        slurm = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+        local = compose("train", overrides=["hydra/launcher=local_parallel"], return_hydra_config=True)
+    assert "submitit" in slurm.hydra.launcher._target_ and slurm.hydra.launcher.gpus_per_node == 1
+    assert "joblib" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2
