@@ -103,13 +103,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--work", type=Path, default=None, help="keep manifests and models here (default: a temp dir)")
     a = ap.parse_args()
     a.epochs = a.epochs or (40 if a.dataset == "neu" else 60)
     a.size = a.size or (200 if a.dataset == "neu" else 256)
     info = machine_info()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        res = bench_neu(a, Path(tmp)) if a.dataset == "neu" else bench_pill(a, Path(tmp))
+        work = a.work or Path(tmp)
+        res = bench_neu(a, work) if a.dataset == "neu" else bench_pill(a, work)
     res.update({"backbone": a.backbone, "epochs": a.epochs, "size": a.size, "batch": a.batch, "lr": a.lr,
                 "wall_seconds": round(time.perf_counter() - start, 1), "machine": info})
     a.out.mkdir(parents=True, exist_ok=True)

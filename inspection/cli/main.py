@@ -57,10 +57,8 @@ def _register_optional() -> None:
     from inspection.cli.data_cmds import data_app
 
     app.add_typer(data_app, name="data", help="Import real datasets, generate synthetic ones, validate manifests.")
-    try:
-        from inspection.cli import export_cmds
-    except ImportError:  # pragma: no cover - during development only
-        return
+    from inspection.cli import export_cmds
+
     export_cmds.register(app)
 
 

@@ -52,8 +52,8 @@ def _jpeg_is_truncated(data: bytes) -> bool:
     return b"\xff\xd9" not in data[-1024:]
 
 
-def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3) -> np.ndarray:
-    """Decode encoded bytes to uint8 HxWxC (RGB for 3 channels, gray for 1). Raises ImageDecodeError."""
+def check_encoded(data: bytes, path: str = "<bytes>") -> str:
+    """Cheap checks before any decoder sees the bytes (empty, unknown, bomb, truncated); returns the format."""
     if len(data) == 0:
         raise ImageDecodeError(path, "empty file (0 bytes)")
     fmt = sniff_format(data)
@@ -64,6 +64,12 @@ def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3) -> np.nd
         raise ImageDecodeError(path, f"image too large ({size[0]}x{size[1]} pixels > {MAX_PIXELS}); refusing to decode")
     if fmt == "jpeg" and _jpeg_is_truncated(data):
         raise ImageDecodeError(path, "truncated JPEG (no end-of-image marker)")
+    return fmt
+
+
+def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3) -> np.ndarray:
+    """Decode encoded bytes to uint8 HxWxC (RGB for 3 channels, gray for 1). Raises ImageDecodeError."""
+    fmt = check_encoded(data, path)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:

@@ -21,13 +21,13 @@ from inspection.models.checkpoint import load_checkpoint
 from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = PreprocessSpec(48, 48, channels=1, mean=(0.5,), std=(0.25,))
+SPEC = PreprocessSpec(64, 64, channels=1, mean=(0.5,), std=(0.25,))
 
 
 @pytest.fixture(scope="module")
 def steel_manifest(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth_steel")
-    generate_dataset("steel", out, n_per_class=30, size=48, seed=3)
+    generate_dataset("steel", out, n_per_class=40, size=64, seed=3)
     return out / "manifest.csv"
 
 
@@ -35,18 +35,18 @@ def steel_manifest(tmp_path_factory) -> Path:
 def trained(steel_manifest, tmp_path_factory):
     data = DataConfig(manifest=str(steel_manifest), spec=SPEC, batch_size=16, augment=AugmentConfig(shift=0.05))
     return fit_classifier(data, ModelConfig("tiny_cnn"), OptimConfig(lr=3e-3),
-                          TrainerConfig(max_epochs=10, accelerator="cpu", enable_progress_bar=False),
+                          TrainerConfig(max_epochs=12, accelerator="cpu", enable_progress_bar=False),
                           tmp_path_factory.mktemp("run"), seed=0)
 
 
 def test_short_training_beats_chance_widely(trained):
     chance = 1 / 6
-    assert trained.test_metrics["accuracy"] >= chance + 0.45, trained.test_metrics["accuracy"]
+    assert trained.test_metrics["accuracy"] >= chance + 0.5, trained.test_metrics["accuracy"]
     out = trained.out_dir
     for f in ("model.pt", "eval_test/metrics.json", "eval_test/confusion.png", "eval_test/predictions.csv",
               "training_curves.png", "train_summary.json"):
         assert (out / f).is_file(), f
-    assert len(trained.history) == 10
+    assert len(trained.history) == 12
 
 
 def test_checkpoint_roundtrip_weights_only(trained):
@@ -55,7 +55,7 @@ def test_checkpoint_roundtrip_weights_only(trained):
     a, b = load_checkpoint(trained.checkpoint), load_checkpoint(trained.checkpoint)
     assert a.class_names == ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]
     assert a.spec == SPEC
-    batch = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 1), dtype=np.uint8)
+    batch = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 1), dtype=np.uint8)
     pa, pb = predict_arrays(a, batch), predict_arrays(b, batch)
     assert np.array_equal(pa, pb) and np.allclose(pa.sum(1), 1, atol=1e-5)
     assert a.extra["dataset"]["manifest_hash"]

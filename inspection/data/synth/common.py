@@ -24,7 +24,7 @@ class SynthKind:
 
 def draw_severity(rng: np.random.Generator) -> float:
     """Per-image defect strength in [0.05, 1]; skewed high so most images are clear and a tail is ambiguous."""
-    return float(np.clip(rng.beta(2.2, 1.2), 0.05, 1.0))
+    return float(np.clip(rng.beta(2.0, 1.2), 0.05, 1.0))
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) -> np.ndarray:

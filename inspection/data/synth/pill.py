@@ -10,7 +10,6 @@ from inspection.data.synth.common import (
     ellipse_mask,
     random_walk,
     smooth_noise,
-    soften,
     stroke_mask,
     to_uint8,
 )
@@ -32,20 +31,20 @@ class _Pill:
         self.angle = rng.normal(0, 5.0)  # pose jitter, degrees
 
     def inside(self, rng: np.random.Generator, margin: float = 0.8) -> np.ndarray:
-        """A uniform random point within `margin` of the ellipse radius."""
+        """A random point, uniform over the area, inside the ellipse shrunk by `margin`."""
         r = margin * np.sqrt(rng.random())
         t = rng.uniform(0, 2 * np.pi)
         return np.array([self.cx + r * self.a * np.cos(t), self.cy + r * self.b * np.sin(t)])
 
     def radius(self) -> np.ndarray:
         """Normalised elliptical radius per pixel (1 on the outline)."""
-        y, x = np.mgrid[0 : self.s, 0 : self.s].astype(np.float32)
+        y, x = np.ogrid[0 : self.s, 0 : self.s]
+        y, x = y.astype(np.float32), x.astype(np.float32)
         return np.sqrt(((x - self.cx) / self.a) ** 2 + ((y - self.cy) / self.b) ** 2)
 
 
 def _blend(img: np.ndarray, mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    m = mask[..., None]
-    return img * (1 - m) + rgb * m
+    return img + (rgb - img) * mask[..., None]
 
 
 def _imprint_mask(rng: np.random.Generator, p: _Pill) -> np.ndarray:
@@ -55,7 +54,9 @@ def _imprint_mask(rng: np.random.Generator, p: _Pill) -> np.ndarray:
     scale = 0.2 * s / 22.0  # Hershey simplex caps are ~22 px tall at scale 1
     thick = max(1, round(s / 64))
     (tw, th), _ = cv2.getTextSize("FF", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    org = (round(p.cx - tw / 2), round(p.cy + th / 2))
+    # Print registration wobbles a little on good pills too, so "misplaced" only counts when it is clearly off.
+    jx, jy = rng.normal(0, 0.4 * s / 64, 2)
+    org = (round(p.cx - tw / 2 + jx), round(p.cy + th / 2 + jy))
     cv2.putText(canvas, "FF", org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
     return canvas.astype(np.float32) / 255.0
 
@@ -64,7 +65,7 @@ def _fault_imprint(rng: np.random.Generator, p: _Pill, mask: np.ndarray, sev: fl
     """Damage the imprint: partly missing, smeared, doubled or misplaced (amount grows with severity)."""
     s = p.s
     mode = rng.integers(0, 4)
-    if mode == 0:  # missing part: erase a band across the glyphs
+    if mode == 0:  # missing part: erase a vertical band through the glyphs
         ys, xs = np.nonzero(mask > 0.2)
         x0, x1 = xs.min(), xs.max() + 1
         w = max(2, round((x1 - x0) * (0.25 + 0.55 * sev)))
@@ -147,8 +148,8 @@ def render_pill(label: str, rng: np.random.Generator, size: int, severity: float
     # Soft 3-D shading toward the rim plus a mild lighting gradient across the pill.
     shade = 1.0 - 0.22 * np.clip(r, 0, 1) ** 4
     t = rng.uniform(0, 2 * np.pi)
-    y, x = np.mgrid[0:s, 0:s].astype(np.float32) / s - 0.5
-    shade = shade * (1.0 + rng.uniform(0.03, 0.1) * (np.cos(t) * x + np.sin(t) * y) * 2)
+    y, x = (g.astype(np.float32) / s - 0.5 for g in np.ogrid[0:s, 0:s])
+    shade = shade * (1.0 + rng.uniform(0.03, 0.1) * (float(np.cos(t)) * x + float(np.sin(t)) * y) * 2)
     pill = base[None, None, :] * shade[..., None]
     pill = pill + (smooth_noise(rng, (s, s), 4 * u) * 3.0)[..., None]
     speckles = [(*p.inside(rng, 0.9), u * rng.uniform(0.35, 0.8), u * rng.uniform(0.35, 0.8), 0.0)
@@ -165,10 +166,10 @@ def render_pill(label: str, rng: np.random.Generator, size: int, severity: float
     bg = bg[None, None, :] + (smooth_noise(rng, (s, s), s / 3) * 4.0)[..., None]
     outline = ellipse_mask((s, s), [(p.cx, p.cy, p.a, p.b, 0.0)], blur=0.4 * u)
     img = _blend(bg, outline, pill)
-    # Pose jitter: rotate the whole scene about the pill centre (border replicates the dark background).
+    # Pose jitter: rotate the whole scene about the pill centre (reflection fills the corners with background).
     rot = cv2.getRotationMatrix2D((p.cx, p.cy), p.angle, 1.0)
     img = cv2.warpAffine(img, rot, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    img = img * rng.uniform(0.92, 1.06) + rng.normal(0, 2.0, img.shape).astype(np.float32)
+    img = img * rng.uniform(0.92, 1.06) + 2.0 * rng.standard_normal(img.shape, dtype=np.float32)
     return to_uint8(img)
 
 

@@ -1,0 +1,230 @@
+"""Streaming batch inspection: bounded memory, parallel decode, batched inference, rows flushed as produced."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from inspection.core.errors import ImageDecodeError, InspectionError
+from inspection.core.postprocess import Verdict
+from inspection.edge.inspector import OnnxInspector
+from inspection.edge.providers import available_cpus
+from inspection.edge.sources import expand_sources
+from inspection.edge.writers import ResultWriter, output_format, read_rows
+
+FAIL_ON = ("ng", "review", "error")
+MAX_THUMBNAILS = 120  # the report shows at most this many NG/REVIEW images: memory stays bounded
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome: probabilities and verdict, or the reason it could not be read."""
+
+    path: str
+    probs: np.ndarray | None = None
+    verdict: Verdict | None = None
+    error: str | None = None
+
+
+def _decode(inspector: OnnxInspector, path: str) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return inspector.load(path), None
+    except ImageDecodeError as e:
+        return None, e.reason
+    except Exception as e:  # an unexpected decoder failure must not stop the batch
+        return None, f"{type(e).__name__}: {e}"
+
+
+def iter_results(inspector: OnnxInspector, paths: Iterable[str], batch_size: int = 32,
+                 workers: int | None = None, prefetch: int = 2) -> Iterator[list[ImageResult]]:
+    """Yield one list of results per batch; at most `prefetch` batches are decoded ahead (bounded memory)."""
+    if batch_size < 1:
+        raise InspectionError(f"batch size must be >= 1, got {batch_size}")
+    workers = workers or min(8, available_cpus())
+    it = iter(paths)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque[list[tuple[str, Future]]] = deque()
+
+        def submit_next() -> None:
+            chunk = list(islice(it, batch_size))
+            if chunk:
+                pending.append([(p, pool.submit(_decode, inspector, p)) for p in chunk])
+
+        for _ in range(max(1, prefetch)):
+            submit_next()
+        while pending:
+            batch = pending.popleft()
+            submit_next()  # decode the next batch while this one runs through the model
+            results, pixels, slots = [], [], []
+            for path, fut in batch:
+                img, err = fut.result()
+                results.append(ImageResult(path, error=err))
+                if img is not None:
+                    pixels.append(img)
+                    slots.append(len(results) - 1)
+            if pixels:
+                probs = inspector.predict(np.stack(pixels))
+                for k, verdict, p in zip(slots, inspector.decide(probs), probs, strict=True):
+                    results[k].probs, results[k].verdict = p, verdict
+            yield results
+
+
+def to_row(r: ImageResult, class_names: list[str], top_k: int, model_hash: str) -> dict:
+    """Result → output row (path, verdict, predicted, confidence, p_ng, top_k, model_hash, error)."""
+    row: dict = {"path": r.path, "verdict": None, "predicted": None, "confidence": None, "p_ng": None,
+                 "top_k": [], "model_hash": model_hash, "error": r.error}
+    if r.verdict is not None and r.probs is not None:
+        order = np.argsort(-r.probs, kind="stable")[:top_k]
+        row.update(verdict=r.verdict.verdict, predicted=r.verdict.predicted,
+                   confidence=round(r.verdict.confidence, 6), p_ng=round(r.verdict.p_ng, 6),
+                   top_k=[(class_names[i], round(float(r.probs[i]), 6)) for i in order])
+    else:
+        row["verdict"] = "ERROR"
+    return row
+
+
+@dataclass
+class RunSummary:
+    """Counts over every row in the output (resumed ones included) and this run's throughput."""
+
+    output: str
+    model_hash: str
+    device: str
+    n_new: int = 0
+    n_resumed: int = 0
+    verdicts: Counter = field(default_factory=Counter)
+    classes: Counter = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    flagged: list[dict] = field(default_factory=list)  # NG/REVIEW rows for report thumbnails (capped)
+    n_flagged: int = 0
+
+    @property
+    def n_total(self) -> int:
+        return self.n_new + self.n_resumed
+
+    @property
+    def errors(self) -> int:
+        return self.verdicts.get("ERROR", 0)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.n_new / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def add(self, row: dict) -> None:
+        verdict = row.get("verdict") or ("ERROR" if row.get("error") else "")
+        self.verdicts[verdict] += 1
+        if verdict != "ERROR" and row.get("predicted"):
+            self.classes[row["predicted"]] += 1
+        if verdict in ("NG", "REVIEW"):
+            self.n_flagged += 1
+            if len(self.flagged) < MAX_THUMBNAILS:
+                self.flagged.append({k: row.get(k) for k in ("path", "verdict", "predicted", "confidence")})
+
+    def to_text(self) -> str:
+        v = self.verdicts
+        lines = [
+            f"inspected {self.n_total} images ({self.n_new} new, {self.n_resumed} resumed) in {self.elapsed_s:.1f} s"
+            f" - {self.images_per_s:.1f} img/s on {self.device}",
+            f"verdicts: OK {v.get('OK', 0)}  NG {v.get('NG', 0)}  REVIEW {v.get('REVIEW', 0)}  errors {self.errors}",
+            "classes: " + (", ".join(f"{c} {n}" for c, n in sorted(self.classes.items())) or "-"),
+            f"results: {self.output}  (model {self.model_hash})",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"output": self.output, "model_hash": self.model_hash, "device": self.device, "n_total": self.n_total,
+                "n_new": self.n_new, "n_resumed": self.n_resumed, "verdicts": dict(self.verdicts),
+                "classes": dict(self.classes), "errors": self.errors, "elapsed_s": round(self.elapsed_s, 3),
+                "images_per_s": round(self.images_per_s, 2)}
+
+
+class Progress:
+    """A tiny stderr progress line with img/s (no tqdm on the edge): redrawn on a TTY, periodic lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True, every_s: float | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every_s = every_s if every_s is not None else (0.25 if self.tty else 10.0)
+        self.t0 = time.perf_counter()
+        self._last = self.t0  # first line after one interval, not at the first image
+
+    def update(self, done: int, errors: int, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (not final and now - self._last < self.every_s):
+            return
+        self._last = now
+        rate = done / (now - self.t0) if now > self.t0 else 0.0
+        text = f"inspect: {done} images  {rate:.1f} img/s  errors {errors}"
+        self.stream.write(("\r" + text + ("\n" if final else "")) if self.tty else text + "\n")
+        self.stream.flush()
+
+
+def _resume_state(out: Path, summary: RunSummary) -> set[str]:
+    done: set[str] = set()
+    for row in read_rows(out):
+        if row.get("model_hash") and row["model_hash"] != summary.model_hash:
+            raise InspectionError(f"{out}: rows were made by model {row['model_hash']}, this model is "
+                                  f"{summary.model_hash}; resume only with the same model (or write a new file)")
+        done.add(row["path"])
+        summary.add(row)
+    summary.n_resumed = len(done)
+    return done
+
+
+def run_inspection(inspector: OnnxInspector, sources: list[str], out: str | os.PathLike, batch_size: int = 32,
+                   workers: int | None = None, top_k: int = 3, resume: bool = False, overwrite: bool = False,
+                   progress: Progress | None = None) -> RunSummary:
+    """Inspect every image in `sources`, appending rows to `out`; everything is validated before the first image."""
+    out = Path(out)
+    output_format(out)
+    paths = expand_sources(sources)
+    if out.exists() and out.stat().st_size > 0 and not (resume or overwrite):
+        raise InspectionError(f"{out} already exists: pass --resume to continue it or --overwrite to replace it")
+    top_k = max(1, min(top_k, len(inspector.class_names)))
+    summary = RunSummary(str(out), inspector.model_hash, inspector.providers.describe())
+    done = _resume_state(out, summary) if resume and out.exists() else set()
+    todo = (p for p in paths if p not in done) if done else paths
+    progress = progress or Progress()
+    t0 = time.perf_counter()
+    with ResultWriter(out, top_k, append=resume) as writer:
+        # An engine may bring its own batching (the torch engine decodes JPEG batches on the GPU).
+        batches = (inspector.iter_results(todo, batch_size, workers) if hasattr(inspector, "iter_results")
+                   else iter_results(inspector, todo, batch_size, workers))
+        for batch in batches:
+            rows = [to_row(r, inspector.class_names, top_k, inspector.model_hash) for r in batch]
+            writer.write_rows(rows)
+            for row in rows:
+                summary.add(row)
+            summary.n_new += len(rows)
+            progress.update(summary.n_new, summary.errors)
+    summary.elapsed_s = time.perf_counter() - t0
+    progress.update(summary.n_new, summary.errors, final=True)
+    return summary
+
+
+def parse_fail_on(values: Iterable[str]) -> set[str]:
+    """--fail-on values (repeated and/or comma-separated) → a validated set of ng/review/error."""
+    wanted = {w.strip().lower() for item in values for w in str(item).split(",") if w.strip()}
+    unknown = wanted - set(FAIL_ON)
+    if unknown:
+        raise InspectionError(f"--fail-on: unknown {sorted(unknown)}; choose from {', '.join(FAIL_ON)}")
+    return wanted
+
+
+def fail_exit_code(summary: RunSummary, fail_on: Iterable[str]) -> int:
+    """1 when rows match any --fail-on category (ng, review, error), else 0."""
+    wanted = parse_fail_on(fail_on)
+    counts = {"ng": summary.verdicts.get("NG", 0), "review": summary.verdicts.get("REVIEW", 0),
+              "error": summary.errors}
+    return 1 if any(counts[w] for w in wanted) else 0

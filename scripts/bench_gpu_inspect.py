@@ -1,0 +1,125 @@
+"""End-to-end batch inspection throughput (files → CSV) per engine, side by side in one run.
+
+python scripts/bench_gpu_inspect.py --checkpoint model.pt [--manifest data/neu/manifest.csv] [--repeat 10]
+Engines: a naive serial loop (read → decode → model → CSV, nothing overlapped), the torch engine
+(nvJPEG on the GPU, fp16, channels_last; optionally torch.compile) and ONNX Runtime on the CPU. Also the
+model-only ceiling and the verdict agreement between engines. Writes benchmarks/results/inspect_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from inspection.core.image import read_image  # noqa: E402
+from inspection.core.preprocess import resize_image  # noqa: E402
+from inspection.edge.inspector import OnnxInspector  # noqa: E402
+from inspection.edge.runner import Progress, run_inspection  # noqa: E402
+from inspection.evaluation.machine import device_tag, machine_info  # noqa: E402
+from inspection.export import export_model  # noqa: E402
+from inspection.models.torch_inspector import TorchInspector  # noqa: E402
+
+
+def naive_loop(engine: TorchInspector, paths: list[str], out: Path, batch: int) -> float:
+    """Serial reference: read and decode a batch on one thread, run the model, write rows; nothing overlaps."""
+    start = time.perf_counter()
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        for i in range(0, len(paths), batch):
+            chunk = paths[i : i + batch]
+            pix = np.stack([resize_image(read_image(p, engine.spec.channels), engine.spec) for p in chunk])
+            probs = engine.predict(pix)
+            for p, pr in zip(chunk, probs):
+                w.writerow([p, engine.class_names[int(pr.argmax())], f"{pr.max():.6f}"])
+    return len(paths) / (time.perf_counter() - start)
+
+
+def model_only(engine: TorchInspector, batch: int, iters: int = 30) -> float:
+    """Ceiling: the network alone on a resident uint8 batch."""
+    s = engine.spec
+    x = torch.randint(0, 255, (batch, s.height, s.width, s.channels), dtype=torch.uint8, device=engine.device)
+    for _ in range(3):
+        engine.predict_tensor(x)
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(iters):
+        engine.predict_tensor(x)
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * iters / (time.perf_counter() - t)
+
+
+def rows_by_path(path: Path) -> dict[str, dict]:
+    with open(path, newline="") as f:
+        return {r["path"]: r for r in csv.DictReader(f)}
+
+
+def run_engine(engine, list_file: Path, out: Path, batch: int, workers: int | None) -> dict:
+    s = run_inspection(engine, [str(list_file)], out, batch_size=batch, workers=workers,
+                       progress=Progress(enabled=False), overwrite=True)
+    return {"images": s.n_new, "errors": s.errors, "img_per_s": s.images_per_s, "engine": engine.describe()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--manifest", type=Path, default=None, help="labelled data for the export parity gate")
+    ap.add_argument("--folder", type=Path, default=REPO.parent / "shared/data/neu-det/IMAGES")
+    ap.add_argument("--repeat", type=int, default=10, help="list every file this many times (steady state)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--ort-limit", type=int, default=1800, help="files for the (slow) ONNX Runtime CPU engine")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    a = ap.parse_args()
+    info = machine_info()
+    files = sorted(str(p) for p in a.folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    res: dict = {"files": len(files), "repeat": a.repeat, "batch": a.batch, "machine": info}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "all.txt").write_text("\n".join(files * a.repeat) + "\n")
+        (tmp / "once.txt").write_text("\n".join(files[: a.ort_limit]) + "\n")
+        rep = export_model(a.checkpoint, tmp / "onnx", "fp32", data=a.manifest)
+        res["export_parity"] = rep.parity.to_dict() if rep.parity else None
+        torch_engine = TorchInspector(a.checkpoint, device="auto", precision="fp16")
+        res["model_only_img_per_s"] = model_only(torch_engine, a.batch)
+        res["naive_serial_img_per_s"] = naive_loop(torch_engine, files * min(a.repeat, 2), tmp / "naive.csv", a.batch)
+        res["torch_engine"] = run_engine(torch_engine, tmp / "all.txt", tmp / "torch.csv", a.batch, a.workers)
+        print(json.dumps({k: v for k, v in res.items() if k != "machine"}, default=str), flush=True)
+        if a.compile and torch_engine.device.type == "cuda":
+            compiled = TorchInspector(a.checkpoint, device="cuda", precision="fp16", compile=True)
+            run_engine(compiled, tmp / "once.txt", tmp / "warm.csv", a.batch, a.workers)  # compile + autotune
+            res["torch_engine_compiled"] = run_engine(compiled, tmp / "all.txt", tmp / "tc.csv", a.batch, a.workers)
+        ort = OnnxInspector(next((tmp / "onnx").glob("*.onnx")), device="cpu")
+        res["ort_cpu"] = run_engine(ort, tmp / "once.txt", tmp / "ort.csv", min(a.batch, 32), a.workers)
+        t_rows, o_rows = rows_by_path(tmp / "torch.csv"), rows_by_path(tmp / "ort.csv")
+        common = [p for p in o_rows if p in t_rows]
+        res["agreement_torch_vs_ort"] = {
+            "n": len(common),
+            "verdict_agree": float(np.mean([t_rows[p]["verdict"] == o_rows[p]["verdict"] for p in common])),
+            "predicted_agree": float(np.mean([t_rows[p]["predicted"] == o_rows[p]["predicted"] for p in common])),
+            "max_abs_confidence_diff": float(max(abs(float(t_rows[p]["confidence"]) - float(o_rows[p]["confidence"]))
+                                                 for p in common)),
+        }
+    res["ratio_torch_engine_vs_naive"] = res["torch_engine"]["img_per_s"] / res["naive_serial_img_per_s"]
+    a.out.mkdir(parents=True, exist_ok=True)
+    path = a.out / f"inspect_{device_tag(info)}.json"
+    path.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+    print(json.dumps({k: v for k, v in res.items() if k != "machine"}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

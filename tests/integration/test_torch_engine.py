@@ -1,0 +1,119 @@
+"""The torch inspection engine (GPU servers): same rows, errors and verdicts as the ONNX edge runner.
+
+CPU-runnable tests cover the engine's code paths here; `gpu` tests check nvJPEG decode and fp16 on CUDA.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bad_images import write_bad_images
+from edge_helpers import make_dataset, train_on_manifest
+
+from inspection.data.manifest import load_manifest
+from inspection.edge.runner import Progress, run_inspection
+from inspection.models.torch_inspector import TorchInspector
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def model_and_images(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("torch_engine")
+    csv_path = make_dataset(tmp / "data", "steel", n_per_class=8, size=32)
+    m = load_manifest(csv_path)
+    ckpt = train_on_manifest(m, csv_path, tmp / "model.pt", size=32, steps=30)
+    folder = tmp / "images"
+    folder.mkdir()
+    for p in m.rows["path"][:24]:
+        src = m.abspath(p)
+        (folder / src.name).write_bytes(src.read_bytes())
+    return ckpt, folder
+
+
+def _rows(path: Path) -> dict[str, dict]:
+    with open(path, newline="") as f:
+        return {Path(r["path"]).name: r for r in csv.DictReader(f)}
+
+
+def test_cpu_engine_matches_onnx_runner_rows(model_and_images, tmp_path):
+    from inspection.edge.inspector import OnnxInspector
+    from inspection.export import export_model
+
+    ckpt, folder = model_and_images
+    bad = write_bad_images(tmp_path / "bad")
+    src = tmp_path / "mixed"
+    shutil.copytree(folder, src)
+    for name in bad:
+        shutil.copy(tmp_path / "bad" / name, src / name)
+    export_model(ckpt, tmp_path / "onnx")
+    onnx = OnnxInspector(next((tmp_path / "onnx").glob("*.onnx")), device="cpu")
+    eng = TorchInspector(ckpt, device="cpu")
+    s1 = run_inspection(eng, [str(src)], tmp_path / "torch.csv", batch_size=8, progress=Progress(enabled=False))
+    s2 = run_inspection(onnx, [str(src)], tmp_path / "ort.csv", batch_size=8, progress=Progress(enabled=False))
+    a, b = _rows(tmp_path / "torch.csv"), _rows(tmp_path / "ort.csv")
+    assert a.keys() == b.keys() and s1.n_new == s2.n_new == 24 + len(bad)
+    for name, expected in bad.items():
+        if expected:
+            assert expected in a[name]["error"], (name, a[name]["error"])
+    for name in a:
+        assert a[name]["verdict"] == b[name]["verdict"], name
+        if a[name]["confidence"]:
+            assert abs(float(a[name]["confidence"]) - float(b[name]["confidence"])) < 1e-4
+
+
+def test_cuda_request_without_gpu_is_loud(model_and_images, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    from inspection.core.errors import InspectionError
+
+    ckpt, _ = model_and_images
+    with pytest.raises(InspectionError, match="CUDA is not available"):
+        TorchInspector(ckpt, device="cuda", require_gpu=True)
+    eng = TorchInspector(ckpt, device="cuda")
+    assert "running on CPU" in capsys.readouterr().out and eng.device.type == "cpu"
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_nvjpeg_engine_agrees_with_cpu_decode(neu_dir, tmp_path):
+    """NEU JPEGs decoded by nvJPEG on the GPU vs OpenCV on the CPU, same fp32 model: verdicts agree."""
+    from inspection.core.postprocess import Thresholds
+    from inspection.core.preprocess import PreprocessSpec
+    from inspection.models.checkpoint import save_checkpoint
+    from inspection.models.factory import create_backbone
+
+    spec = PreprocessSpec(200, 200, 1, (0.5,), (0.25,))
+    torch.manual_seed(0)
+    net = create_backbone("resnet18", 6, 1).eval()
+    ckpt = save_checkpoint(tmp_path / "m.pt", net, "resnet18", [f"c{i}" for i in range(6)], spec, Thresholds())
+    files = sorted(str(p) for p in (neu_dir / "IMAGES").iterdir())[::15]
+    gpu = TorchInspector(ckpt, device="cuda", precision="fp32", gpu_decode=True)
+    cpu_decode = TorchInspector(ckpt, device="cuda", precision="fp32", gpu_decode=False)
+    ra = [r for b in gpu.iter_results(files, 64) for r in b]
+    rb = [r for b in cpu_decode.iter_results(files, 64) for r in b]
+    pa, pb = np.stack([r.probs for r in ra]), np.stack([r.probs for r in rb])
+    assert (pa.argmax(1) == pb.argmax(1)).mean() >= 0.99
+    assert np.abs(pa - pb).max() < 0.02  # decoder IDCT rounding only
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_training_few_hundred_steps(neu_dir, tmp_path):
+    from inspection.core.preprocess import PreprocessSpec
+    from inspection.data.datamodule import DataConfig
+    from inspection.data.importers import import_neu
+    from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
+
+    import_neu(neu_dir, tmp_path / "neu", copy=False)
+    data = DataConfig(str(tmp_path / "neu/manifest.csv"), PreprocessSpec(200, 200, 1, (0.5,), (0.25,)),
+                      batch_size=64, augment_on="gpu")
+    res = fit_classifier(data, ModelConfig("resnet18"), OptimConfig(), TrainerConfig(
+        max_epochs=12, accelerator="gpu", precision="bf16-mixed", channels_last=True, enable_progress_bar=False),
+        tmp_path / "run", evaluate_splits=("test",))
+    assert res.test_metrics["accuracy"] > 0.8

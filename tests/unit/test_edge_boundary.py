@@ -1,0 +1,59 @@
+"""The edge runtime never imports torch & co: checked in a fresh interpreter and by scanning the imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("torch", "torchvision", "lightning", "pytorch_lightning", "hydra", "omegaconf", "timm", "pandas",
+             "tqdm", "typer", "matplotlib", "albumentations", "sklearn", "onnx")
+ALLOWED_THIRD_PARTY = {"numpy", "cv2", "onnxruntime"}
+
+
+def test_fresh_interpreter_edge_import_pulls_no_training_stack() -> None:
+    code = (
+        "import sys, inspection.edge, inspection.edge.cli, inspection.edge.report_html, inspection.core\n"
+        f"bad = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"inspection.edge imported: {out.stdout.strip()}"
+
+
+def test_edge_cli_help_runs_without_typer() -> None:
+    out = subprocess.run([sys.executable, "-m", "inspection.edge", "--help"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "--resume" in out.stdout and "--fail-on" in out.stdout
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):  # walk: imports inside functions count too
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+@pytest.mark.parametrize("package", ["core", "edge"])
+def test_ast_scan_core_and_edge_imports(package: str) -> None:
+    stdlib = set(sys.stdlib_module_names)
+    offenders = []
+    for py in sorted((REPO / "inspection" / package).rglob("*.py")):
+        for line, module in _imports(py):
+            top = module.split(".")[0]
+            inside = module.startswith(("inspection.core", "inspection.edge")) if top == "inspection" else None
+            if package == "core" and module.startswith("inspection.edge"):
+                inside = False  # core sits below edge
+            ok = inside if inside is not None else (top in stdlib or top in ALLOWED_THIRD_PARTY)
+            if not ok:
+                offenders.append(f"{py.relative_to(REPO)}:{line} imports {module}")
+    assert not offenders, "\n".join(offenders)
