@@ -43,8 +43,13 @@ class BatchGatherDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, idx: list[int]):
-        i = torch.as_tensor(idx)
+        i = torch.as_tensor(idx, device=self.images.device)
         return self.images[i], self.targets[i]
+
+    def to(self, device: torch.device) -> BatchGatherDataset:
+        """Keep the whole (small) split on the GPU: batches are then one gather, no host copy at all."""
+        self.images, self.targets = self.images.to(device), self.targets.to(device)
+        return self
 
 
 @dataclass
@@ -61,6 +66,8 @@ class DataConfig:
     # "cpu": albumentations per image in DataLoader workers; "gpu": batched ops on the device;
     # "auto": gpu when the trainer runs on a GPU (resolved in fit_classifier)
     augment_on: str = "auto"
+    # With augment_on=gpu on one GPU: keep train/val images resident on the device (small inspection sets fit).
+    device_cache: bool = True
 
 
 class DefectDataModule(pl.LightningDataModule):
@@ -71,10 +78,10 @@ class DefectDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.manifest: Manifest = load_manifest(cfg.manifest)
         self.class_names = list(self.manifest.classes)
-        self._sets: dict[str, CachedImageDataset] = {}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        if self._sets:
+        if self._arrays:
             return
         rows = self.manifest.rows
         paths = [self.manifest.abspath(p) for p in rows["path"]]
@@ -83,11 +90,7 @@ class DefectDataModule(pl.LightningDataModule):
         targets = rows["label"].map(idx).to_numpy()
         for split in ("train", "val", "test"):
             mask = (rows["split"] == split).to_numpy()
-            if split == "train" and self.cfg.augment_on == "gpu":
-                self._sets[split] = BatchGatherDataset(images[mask], targets[mask])
-                continue
-            aug = self.cfg.augment if split == "train" else None
-            self._sets[split] = CachedImageDataset(images[mask], targets[mask], aug)
+            self._arrays[split] = (images[mask], targets[mask])
 
     def class_weights(self) -> list[float] | None:
         """Inverse-frequency weights over the training split, normalised to mean 1."""
@@ -98,26 +101,33 @@ class DefectDataModule(pl.LightningDataModule):
         w = counts.sum() / np.maximum(counts, 1) / len(counts)
         return (w / w.mean()).tolist()
 
+    def _single_process(self) -> bool:
+        # Under DDP, Lightning shards host-side loaders with a DistributedSampler; batch-gather loaders it cannot.
+        trainer = getattr(self, "trainer", None)
+        return trainer is None or trainer.world_size == 1
+
     def split_size(self, split: str) -> int:
         return int((self.manifest.rows["split"] == split).sum())
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        ds = self._sets[split]
-        if isinstance(ds, BatchGatherDataset):
-            base = RandomSampler(ds) if shuffle else SequentialSampler(ds)
-            sampler = BatchSampler(base, self.cfg.batch_size, drop_last=shuffle and len(ds) > self.cfg.batch_size)
+        images, targets = self._arrays[split]
+        drop_last = shuffle and len(images) > self.cfg.batch_size
+        if self.cfg.augment_on == "gpu" and split != "test" and self._single_process():
+            ds = BatchGatherDataset(images, targets)
+            sampler = BatchSampler(RandomSampler(ds) if shuffle else SequentialSampler(ds), self.cfg.batch_size,
+                                   drop_last=drop_last)
+            if self.cfg.device_cache and torch.cuda.is_available():
+                # Called after Lightning picked this process's GPU: cache there, load in-process.
+                ds.to(torch.device("cuda", torch.cuda.current_device()))
+                return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=0)
             return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.cfg.num_workers,
                               persistent_workers=self.cfg.num_workers > 0, pin_memory=torch.cuda.is_available())
-        return DataLoader(
-            self._sets[split],
-            batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
-            num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=shuffle and len(self._sets[split]) > self.cfg.batch_size,
-        )
+        # Per-image path: albumentations on CPU (unless the module augments on the device), DDP-shardable.
+        aug = self.cfg.augment if split == "train" and self.cfg.augment_on != "gpu" else None
+        return DataLoader(CachedImageDataset(images, targets, aug), batch_size=self.cfg.batch_size, shuffle=shuffle,
+                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
+                          pin_memory=torch.cuda.is_available(), drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

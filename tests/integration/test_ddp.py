@@ -10,7 +10,7 @@ from pathlib import Path
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
        "trainer.channels_last=false", "trainer.max_epochs=1", "data.image_size=32", "data.prepare.size=32",
-       "data.prepare.n_per_class=12"]
+       "data.prepare.n_per_class=12", "data.augment_on=gpu"]  # batched on-device augmentation path under DDP
 
 
 def _train(args: list[str], root: Path) -> subprocess.CompletedProcess:
