@@ -113,13 +113,31 @@ def inspect_cmd(
     report: Path | None = typer.Option(None, "--report", help="Self-contained HTML report."),
     top_k: int = typer.Option(3, "--top-k"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress line."),
+    engine: str = typer.Option("onnx", "--engine",
+                               help="onnx: ONNX Runtime on model.onnx; torch: a checkpoint (model.pt) on a GPU "
+                                    "server with nvJPEG decode, fp16 and channels_last."),
+    precision: str = typer.Option("fp16", "--precision", help="torch engine on CUDA: fp16, bf16 or fp32."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch engine: torch.compile the network."),
 ) -> None:
     """Inspect images with an exported model: OK / NG / REVIEW per image, streamed to CSV/JSONL."""
     from inspection.edge.cli import inspect_command
 
+    factory = None
+    if engine == "torch":
+        if device.value == "tensorrt":
+            raise typer.BadParameter("--device tensorrt needs --engine onnx")
+
+        def factory():
+            from inspection.models.torch_inspector import TorchInspector
+
+            return TorchInspector(model, device=device.value, precision=precision, compile=compile_model,
+                                  require_gpu=require_gpu)
+    elif engine != "onnx":
+        raise typer.BadParameter(f"--engine must be onnx or torch, got {engine!r}")
     code = inspect_command(str(model), sources, str(out), device=device.value, require_gpu=require_gpu,
                            batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite,
-                           fail_on=fail_on or [], report=str(report) if report else None, top_k=top_k, quiet=quiet)
+                           fail_on=fail_on or [], report=str(report) if report else None, top_k=top_k, quiet=quiet,
+                           make_inspector=factory)
     if code:
         raise typer.Exit(code=code)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from inspection.core.errors import InspectionError
 from inspection.edge.inspector import OnnxInspector
@@ -38,14 +39,17 @@ def configure_logging() -> None:
 def inspect_command(model: str, sources: Sequence[str], out: str, device: str = "auto", require_gpu: bool = False,
                     batch_size: int = 32, workers: int | None = None, resume: bool = False, overwrite: bool = False,
                     fail_on: Sequence[str] = (), report: str | None = None, top_k: int = 3,
-                    quiet: bool = False) -> int:
-    """Run a batch inspection and return the process exit code (0, 1 for --fail-on matches, 2 for failure)."""
+                    quiet: bool = False, make_inspector: Callable[[], Any] | None = None) -> int:
+    """Run a batch inspection and return the process exit code (0, 1 for --fail-on matches, 2 for failure).
+
+    `make_inspector` swaps in another engine with OnnxInspector's interface (the torch GPU engine).
+    """
     configure_logging()
     try:
         output_format(out)
         parse_fail_on(fail_on)  # option and source errors surface before the model is even loaded
         check_sources(list(sources))
-        inspector = OnnxInspector(model, device=device, require_gpu=require_gpu)
+        inspector = make_inspector() if make_inspector else OnnxInspector(model, device=device, require_gpu=require_gpu)
         if not quiet:
             print(f"model: {inspector.describe()}", file=sys.stderr)
         summary = run_inspection(inspector, list(sources), out, batch_size=batch_size, workers=workers,

@@ -8,6 +8,7 @@ through the shared core decode + resize; JPEGs at the model's size are decoded s
 from __future__ import annotations
 
 import os
+import pickle
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,10 @@ class TorchInspector:
                     raise InspectionError(msg)
                 print(f"WARNING: {msg}; running on CPU", flush=True)
         self.device = torch.device("cuda" if want_cuda and torch.cuda.is_available() else "cpu")
-        model = load_checkpoint(p)
+        try:
+            model = load_checkpoint(p)
+        except (ValueError, KeyError, RuntimeError, pickle.UnpicklingError, EOFError) as e:
+            raise InspectionError(f"{p}: not a usable inspection checkpoint ({e})") from None
         self.path, self.card_spec, self._names = p, model.spec, model.class_names
         self.thresholds = model.thresholds
         from inspection.edge.inspector import file_sha256

@@ -117,3 +117,20 @@ def test_gpu_training_few_hundred_steps(neu_dir, tmp_path):
         max_epochs=12, accelerator="gpu", precision="bf16-mixed", channels_last=True, enable_progress_bar=False),
         tmp_path / "run", evaluate_splits=("test",))
     assert res.test_metrics["accuracy"] > 0.8
+
+
+def test_inspect_cli_torch_engine(model_and_images, tmp_path):
+    from typer.testing import CliRunner
+
+    from inspection.cli.main import _register_optional, app
+
+    ckpt, folder = model_and_images
+    _register_optional()
+    r = CliRunner().invoke(app, ["inspect", str(ckpt), str(folder), "--out", str(tmp_path / "r.jsonl"),
+                                 "--engine", "torch", "--device", "cpu", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 24
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    r = CliRunner().invoke(app, ["inspect", str(tmp_path / "junk.pt"), str(folder), "--out",
+                                 str(tmp_path / "x.csv"), "--engine", "torch", "--device", "cpu"])
+    assert r.exit_code == 2
