@@ -57,9 +57,10 @@ def _register_optional() -> None:
     from inspection.cli.data_cmds import data_app
 
     app.add_typer(data_app, name="data", help="Import real datasets, generate synthetic ones, validate manifests.")
-    from inspection.cli import export_cmds
+    from inspection.cli import curation_cmds, export_cmds
 
     export_cmds.register(app)
+    curation_cmds.register(app)
 
 
 def main() -> None:
