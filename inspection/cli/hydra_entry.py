@@ -64,6 +64,9 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
     )
     from inspection.models.train import fit_classifier
 
+    if quiet:  # many runs in one process (search, compare): their progress lines are enough
+        for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     manifest = prepare_dataset(cfg.data)
     out_dir = _output_dir(cfg, out_dir)
     if cfg.trainer.strategy != "auto" or str(cfg.trainer.devices) not in ("1", "auto"):

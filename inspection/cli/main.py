@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -50,6 +51,17 @@ def search(ctx: typer.Context) -> None:
     from inspection.cli.search_cmd import search as run
 
     run(ctx)
+
+
+@app.command(context_settings=_HYDRA)
+def compare(ctx: typer.Context) -> None:
+    """Data-centric vs model-centric on one gold test split: `inspection compare data=neu compare=quick [noise_sweep=true]`."""
+    from inspection.cli.compare_cmd import run_compare
+
+    report = run_compare(list(ctx.args))
+    out = report["config"]["out_dir"]
+    print((Path(out) / "report.md").read_text())
+    print(f"report: {out}/report.md  ·  chart: {out}/compare.png")
 
 
 def _register_optional() -> None:

@@ -107,8 +107,10 @@ def render_markdown(report: dict) -> str:
                   f"{flips['fixed']} fixed, {flips['broken']} broken; full list in `flipped.csv`."]
     if report.get("noise_sweep"):
         lines += ["", "## Noise sweep", "", "![accuracy vs noise](noise_curve.png)"]
-    lines += ["", "![arms](compare.png)", "", f"Wall time: {report.get('wall_seconds', float('nan')):.0f} s on "
-              f"{report.get('machine', {}).get('gpu') or report.get('machine', {}).get('platform', '?')}.", ""]
+    m = report.get("machine", {})
+    where = f"{m.get('cpu_count', '?')} CPU cores, " + (m["gpu"]["name"] if m.get("gpu") else "no GPU")
+    lines += ["", "![arms](compare.png)", "", f"Wall time: {report.get('wall_seconds', float('nan')):.0f} s "
+              f"({where}).", ""]
     return "\n".join(lines)
 
 

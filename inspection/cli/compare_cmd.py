@@ -1,0 +1,177 @@
+"""`inspection compare`: baseline / model-centric / data-centric / oracle arms × seeds on one gold test split.
+
+Composes conf/compare.yaml (+ a preset from conf/compare/) and drives the library: curation.pipeline for the
+data-centric loop, models.search for the model-centric search, evaluation.compare for the arms and report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from inspection.cli.config import prepare_dataset
+from inspection.cli.curation_cmds import _compose as compose_group
+from inspection.cli.curation_cmds import to_dataclass
+from inspection.cli.hydra_entry import config_dir, run_train
+from inspection.cli.search_cmd import compose_train
+from inspection.curation.audit import AuditConfig
+from inspection.curation.curate import CurationConfig
+from inspection.curation.pipeline import run_data_centric
+from inspection.curation.simulate import LabelingConfig
+from inspection.data.manifest import load_manifest
+from inspection.evaluation.compare import (
+    Arm,
+    arm_summary,
+    assert_same_test_split,
+    flipped_verdicts,
+    run_arms,
+)
+from inspection.evaluation.compare_report import plot_noise_curve, write_report
+from inspection.evaluation.machine import machine_info
+from inspection.models.search import run_study
+
+FORWARDED = ("data", "trainer", "paths")  # compare overrides that also shape every training run
+
+
+def _key(o: str) -> str:
+    return o.split("=", 1)[0].lstrip("+~")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _settings(cfg: DictConfig) -> tuple[LabelingConfig, AuditConfig, CurationConfig]:
+    c = OmegaConf.to_container(cfg.compare, resolve=True)
+    labeling = to_dataclass(LabelingConfig, _merge(compose_group("labeling", []), c.get("labeling") or {}))
+    cur = compose_group("curation", [])
+    audit_d = _merge(cur["audit"], c.get("audit") or {})
+    audit_d["queue"]["budget"] = c["relabel_budget"]
+    audit_d["cache_dir"] = audit_d.get("cache_dir") or str(Path(cfg.out_dir) / "oof-cache")
+    return labeling, to_dataclass(AuditConfig, audit_d), to_dataclass(CurationConfig, _merge(cur["curate"], c.get("curate") or {}))
+
+
+def _train_fn(forward: list[str]):
+    def train(arm: Arm, seed: int, run_dir: Path) -> Path:
+        cfg = compose_train([*forward, *arm.overrides, f"data.manifest='{arm.manifest}'", f"seed={seed}",
+                             "evaluate_splits=[test]", "trainer.enable_progress_bar=false"])
+        run_train(cfg, out_dir=run_dir, quiet=True)
+        return run_dir
+    return train
+
+
+def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> dict:
+    mc = cfg.compare.model_centric
+    space = OmegaConf.to_container(mc.space, resolve=True)
+    recipe = list(mc.recipe)
+
+    def objective(trial: list[str], number: int) -> float:
+        c = compose_train([*forward, *recipe, f"data.manifest='{v1}'", *trial, "seed=0", "evaluate_splits=[val]",
+                           "trainer.enable_progress_bar=false"])
+        return float(run_train(c, out_dir=out / f"trial_{number:03d}", quiet=True)[str(mc.metric)])
+
+    res = run_study(objective, space, int(mc.n_trials), out / "study.sqlite3", "maximize", int(mc.sampler_seed),
+                    study_name="model_centric")
+    return {"best_overrides": res.best_overrides, "best_value": res.best_value, "metric": str(mc.metric),
+            "trials": res.trials}
+
+
+def _arms(cfg: DictConfig, dc, mc_overrides: list[str]) -> list[Arm]:
+    recipe = list(cfg.compare.recipe)
+    return [Arm("baseline", dc.v1_csv, recipe, "v1 labels, fixed recipe"),
+            Arm("model_centric", dc.v1_csv, [*cfg.compare.model_centric.recipe, *mc_overrides],
+                "v1 labels, searched: " + " ".join(mc_overrides)),
+            Arm("data_centric", dc.v2_csv, recipe, "v2 (curated), fixed recipe"),
+            Arm("oracle", dc.gold_csv, recipe, "gold labels, fixed recipe")]
+
+
+def run_compare(overrides: list[str]) -> dict:
+    """The whole comparison; returns the report dict (also written as report.json/.md + compare.png)."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("compare", overrides=overrides)
+    forward = [o for o in overrides if _key(o).split(".")[0] in FORWARDED]
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    gold = load_manifest(prepare_dataset(cfg.data))
+    labeling, audit, curation = _settings(cfg)
+    dc = run_data_centric(gold, out / "data", labeling, audit, curation, str(cfg.compare.relabel_method))
+    search_json = out / "search" / "search.json"
+    if search_json.is_file():
+        mc = json.loads(search_json.read_text())
+    else:
+        print(f"[compare] model-centric search: {cfg.compare.model_centric.n_trials} trials on v1", flush=True)
+        mc = _search(cfg, forward, dc.v1_csv, out / "search")
+        search_json.write_text(json.dumps(mc, indent=2) + "\n")
+    arms = _arms(cfg, dc, mc["best_overrides"])
+    n_test = assert_same_test_split(arms)
+    runs = run_arms(arms, list(cfg.compare.seeds), _train_fn(forward), out, progress=lambda m: print(m, flush=True))
+    flips = flipped_verdicts(runs["baseline"], runs["data_centric"])
+    flips.to_csv(out / "flipped.csv", index=False)
+    s = dc.summary
+    report = {
+        "dataset": cfg.data.name, "preset": cfg.compare.name, "n_test": n_test, "n_seeds": len(cfg.compare.seeds),
+        "arms": {a.name: {**arm_summary(runs[a.name]), "note": a.note} for a in arms},
+        "curation": {"relabel budget used": f"{s['relabel_budget_used']} images "
+                                            f"({100 * s['relabel_budget_share']:.1f}% of train/val)",
+                     "relabelled": s["curation"].get("relabelled"), "removed": s["curation"].get("removed"),
+                     "label noise in train/val, v1 → v2": _noise(s["curation"]),
+                     "by reason": s["curation"].get("by_reason")},
+        "audit_vs_gold": _audit(s.get("audit_vs_gold")), "model_centric": mc,
+        "flipped": {"fixed": int((flips["change"] == "fixed").sum()), "broken": int((flips["change"] == "broken").sum())},
+        "data_centric_summary": s, "config": OmegaConf.to_container(cfg, resolve=True), "machine": machine_info(),
+    }
+    if cfg.noise_sweep:
+        report["noise_sweep"] = _noise_sweep(cfg, forward, gold, out, labeling, audit, curation, mc, runs)
+        plot_noise_curve({a: {p["noise"]: p["accuracy"] for p in pts} for a, pts in report["noise_sweep"].items()},
+                         out / "noise_curve.png", f"{cfg.data.name}: accuracy vs label noise")
+    report["wall_seconds"] = time.perf_counter() - start
+    write_report(report, out)
+    return report
+
+
+def _noise(c: dict) -> str:
+    if "noise_before" not in c:
+        return "unknown (no gold labels)"
+    return f"{100 * c['noise_before']:.1f}% → {100 * c['noise_after']:.1f}%"
+
+
+def _audit(score: dict | None) -> dict | None:
+    if not score:
+        return None
+    return {"wrong in v1 (labels + bad acquisitions)": score["n_wrong"], "base rate": score["base_rate"],
+            "queue precision": score["queue"]["precision"], "queue recall": score["queue"]["recall"],
+            "queue recall ceiling (budget)": score["queue_recall_ceiling"],
+            "label issues precision": score["label_issues"]["precision"],
+            "label issues recall": score["label_issues"]["recall"],
+            "quality flags recall (bad acquisitions)": score["quality_flags"]["recall"]}
+
+
+def _noise_sweep(cfg, forward, gold, out, labeling, audit, curation, mc, main_runs) -> dict[str, list[dict]]:
+    """Arms over injected noise rates; oracle is noise-free, so its main runs are reused."""
+    points: dict[str, list[dict]] = {"baseline": [], "model_centric": [], "data_centric": [], "oracle": []}
+    oracle_acc = arm_summary(main_runs["oracle"])["accuracy"]["mean"]
+    for rate in cfg.compare.noise_rates:
+        lab = dataclasses.replace(labeling, pair_noise=[float(rate)] * labeling.n_labelers, other_noise=0.0,
+                                  bias_rate=0.0)
+        sub = out / "noise" / f"rate{rate:g}"
+        print(f"[compare] noise sweep: rate {rate:g}", flush=True)
+        dc = run_data_centric(gold, sub / "data", lab, audit, curation, str(cfg.compare.relabel_method))
+        arms = [a for a in _arms(cfg, dc, mc["best_overrides"]) if a.name != "oracle"]
+        runs = run_arms(arms, list(cfg.compare.noise_seeds), _train_fn(forward), sub, lambda m: print(m, flush=True))
+        noise = dc.summary["curation"].get("noise_before", float(rate))
+        for a in arms:
+            points[a.name].append({"rate": float(rate), "noise": noise,
+                                   "accuracy": arm_summary(runs[a.name])["accuracy"]["mean"]})
+        points["oracle"].append({"rate": float(rate), "noise": noise, "accuracy": oracle_acc})
+    pd.DataFrame([{"arm": a, **p} for a, pts in points.items() for p in pts]).to_csv(out / "noise_sweep.csv", index=False)
+    return points

@@ -1,0 +1,75 @@
+"""`inspection compare` end to end on a tiny synthetic configuration: arms, report, resume, gold test split."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from inspection.data.manifest import load_manifest
+
+
+@pytest.fixture(scope="module")
+def compare_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    os.environ["INSPECTION_ROOT"] = str(root)
+    try:
+        from inspection.cli.compare_cmd import run_compare
+
+        overrides = ["compare=tiny", "data.prepare.n_per_class=20", "compare.seeds=[0,1]"]
+        report = run_compare(overrides)
+    finally:
+        os.environ.pop("INSPECTION_ROOT")
+    return root, Path(report["config"]["out_dir"]), report, overrides
+
+
+def test_report_has_every_arm_and_the_files(compare_run):
+    _, out, report, _ = compare_run
+    assert list(report["arms"]) == ["baseline", "model_centric", "data_centric", "oracle"]
+    for arm in report["arms"].values():
+        assert arm["accuracy"]["n"] == 2 and 0.0 <= arm["accuracy"]["mean"] <= 1.0
+        assert set(arm["per_class_recall"]) == {"crazing", "inclusion", "patches", "pitted_surface",
+                                                "rolled-in_scale", "scratches"}
+    for f in ("report.md", "report.json", "compare.png", "flipped.csv", "search/search.json"):
+        assert (out / f).is_file(), f
+    md = (out / "report.md").read_text()
+    assert "| data-centric (v2) |" in md and "relabel budget used" in md
+    assert json.loads((out / "report.json").read_text())["n_test"] == report["n_test"]
+
+
+def test_gold_test_split_identical_across_arms(compare_run):
+    _, out, report, _ = compare_run
+    s = report["data_centric_summary"]
+    tests = [load_manifest(s[k]).split("test")[["path", "label", "sha256"]].sort_values("path").reset_index(drop=True)
+             for k in ("gold_csv", "v1_csv", "v2_csv")]
+    assert tests[0].equals(tests[1]) and tests[0].equals(tests[2])
+    for arm, runs in ((a, v["runs"]) for a, v in report["arms"].items()):
+        for r in runs:
+            pred = pd.read_csv(Path(r) / "eval_test/predictions.csv")
+            assert sorted(Path(p).name for p in pred["path"]) == sorted(Path(p).name for p in tests[0]["path"]), arm
+
+
+def test_budget_respected_and_curation_changed_labels(compare_run):
+    _, _, report, _ = compare_run
+    s = report["data_centric_summary"]
+    assert s["relabel_budget_share"] <= 0.2 + 1e-9
+    c = s["curation"]
+    assert c["relabelled"] + c["removed"] > 0
+    assert c["noise_after"] < c["noise_before"]
+
+
+def test_rerun_resumes_without_training(compare_run, capsys):
+    root, out, report, overrides = compare_run
+    from inspection.cli.compare_cmd import run_compare
+
+    os.environ["INSPECTION_ROOT"] = str(root)
+    try:
+        again = run_compare(overrides)
+    finally:
+        os.environ.pop("INSPECTION_ROOT")
+    text = capsys.readouterr().out
+    assert "training …" not in text and text.count("done earlier, reusing") == 8
+    assert again["arms"]["oracle"]["accuracy"] == report["arms"]["oracle"]["accuracy"]
