@@ -21,9 +21,14 @@ install: $(VENV)/.installed  ## create .venv and install inspection[train,dev]
 browser:  ## install Debian chromium for the HTML-report browser test (needs root; skipped otherwise)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }
 
-demo: install  ## synthesise the default steel set, train a small CPU model, evaluate, export, inspect
+demo: install  ## synthetic steel: train + evaluate, export ONNX, inspect a folder, then a small compare
 	$(BIN)/inspection train hydra.run.dir=$(DEMO)/train trainer.enable_progress_bar=false
-	@echo; echo "Artefacts: $(DEMO)/train (model.pt, eval_test/metrics.json, eval_test/confusion.png, training_curves.png)"
+	$(BIN)/inspection export $(DEMO)/train/model.pt --out $(DEMO)/model
+	$(BIN)/inspection inspect $(DEMO)/model/model.onnx data/synth_steel/images --out $(DEMO)/inspect.csv \
+		--report $(DEMO)/report.html --overwrite
+	$(BIN)/inspection compare compare=tiny paths.output_dir=$(DEMO)
+	@echo; echo "Artefacts under $(DEMO)/: train/ (model.pt, eval_test/metrics.json + confusion.png, training_curves.png),"
+	@echo "  model/ (model.onnx + model.json), inspect.csv + report.html, compare/*/report.md + compare.png"
 
 test: install browser  ## run the whole test suite (unit + integration, real data from ../shared/data)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

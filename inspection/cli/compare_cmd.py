@@ -57,7 +57,10 @@ def _settings(cfg: DictConfig) -> tuple[LabelingConfig, AuditConfig, CurationCon
     audit_d = _merge(cur["audit"], c.get("audit") or {})
     audit_d["queue"]["budget"] = c["relabel_budget"]
     audit_d["cache_dir"] = audit_d.get("cache_dir") or str(Path(cfg.out_dir) / "oof-cache")
-    return labeling, to_dataclass(AuditConfig, audit_d), to_dataclass(CurationConfig, _merge(cur["curate"], c.get("curate") or {}))
+    curate_d = _merge(cur["curate"], c.get("curate") or {})
+    if curate_d.get("ambiguous_priority") is None and cfg.data.get("ambiguous_priority"):
+        curate_d["ambiguous_priority"] = list(cfg.data.ambiguous_priority)  # the dataset's written rule
+    return labeling, to_dataclass(AuditConfig, audit_d), to_dataclass(CurationConfig, curate_d)
 
 
 def _train_fn(forward: list[str]):

@@ -13,8 +13,14 @@ from inspection.core.model_card import atomic_write_text
 from inspection.curation.audit import AuditConfig, run_audit
 from inspection.curation.curate import CurationConfig, curate
 from inspection.curation.relabel import relabel, simulated_labels
-from inspection.curation.simulate import GOLD_MANIFEST, HIDDEN_LABELS, V1_MANIFEST, LabelingConfig, simulate_campaign
-from inspection.data.manifest import Manifest, load_manifest
+from inspection.curation.simulate import (
+    GOLD_MANIFEST,
+    HIDDEN_LABELS,
+    V1_MANIFEST,
+    LabelingConfig,
+    simulate_campaign,
+)
+from inspection.data.manifest import Manifest
 
 DONE = "data_centric.json"
 
@@ -59,8 +65,3 @@ def run_data_centric(gold: Manifest, out_dir: str | Path, labeling: LabelingConf
     }
     atomic_write_text(done, json.dumps(summary, indent=2, default=str) + "\n")
     return DataCentricResult(camp / GOLD_MANIFEST, camp / V1_MANIFEST, c.manifest_csv, summary)
-
-
-def load_gold(csv: str | Path) -> Manifest:
-    """The gold manifest a compare starts from (validated)."""
-    return load_manifest(csv)
