@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from inspection.core.errors import ModelCardError
+from inspection.core.files import atomic_write_text  # noqa: F401  (re-exported: many modules import it here)
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
 
@@ -65,21 +65,6 @@ class ModelCard:
             metrics=dict(d.get("metrics", {})),
             card_version=int(d.get("card_version", CARD_VERSION)),
         )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temp file + rename so a crash never leaves a half-written file that looks complete."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_model_card(card: ModelCard, path: str | os.PathLike) -> None:

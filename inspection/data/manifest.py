@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from inspection.core.errors import ManifestError
+from inspection.core.files import file_sha256  # noqa: F401  (re-exported)
 from inspection.core.model_card import atomic_write_text
 
 REQUIRED_COLUMNS = ("path", "label", "split", "sha256")
@@ -46,15 +47,6 @@ class Manifest:
     def with_rows(self, rows: pd.DataFrame, **info) -> Manifest:
         return Manifest(self.name, list(self.classes), rows.reset_index(drop=True), self.image_root,
                         list(self.ok_classes), {**self.info, **info})
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Content hash used for duplicate grouping and DVC-independent identity."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def manifest_hash(manifest: Manifest) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from inspection.core.errors import InspectionError, ModelCardError
+from inspection.core.files import file_sha256  # noqa: F401  (re-exported)
 from inspection.core.image import read_image
 from inspection.core.model_card import ModelCard
 from inspection.core.postprocess import Verdict, postprocess
@@ -17,15 +17,6 @@ from inspection.core.preprocess import PreprocessSpec, resize_image
 from inspection.edge.providers import create_session
 
 CARD_KEY = "inspection.model_card"  # written by inspection.export.onnx_export
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def card_from_metadata(meta: dict[str, str], source: str) -> ModelCard:
