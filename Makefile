@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO := outputs/demo
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-fast lint browser edge-venv bench clean
+.PHONY: help install demo pipeline test test-fast lint browser edge-venv bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ demo: install  ## synthetic steel: train + evaluate, export ONNX, inspect a fold
 	$(BIN)/inspection compare compare=tiny paths.output_dir=$(DEMO)
 	@echo; echo "Artefacts under $(DEMO)/: train/ (model.pt, eval_test/metrics.json + confusion.png, training_curves.png),"
 	@echo "  model/ (model.onnx + model.json), inspect.csv + report.html, compare/*/report.md + compare.png"
+
+pipeline: install  ## the DVC pipeline on the synthetic default: dvc repro (prepare → labels → audit → ... → compare)
+	source $(VENV)/bin/activate && dvc repro && dvc metrics show
 
 test: install browser  ## run the whole test suite (unit + integration, real data from ../shared/data)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -81,11 +80,7 @@ def trainer_config(cfg: DictConfig) -> TrainerConfig:
 
 
 def git_commit(cwd: str | Path = ".") -> str:
-    """Current commit (with '-dirty' if the tree has changes), or '' outside git."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return ""
+    """Current commit (with '-dirty' if tracked files changed), or '' outside git / before the first commit."""
+    from inspection.cli.lineage import git_commit as commit
+
+    return commit(cwd)

@@ -56,12 +56,12 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
     """Train + evaluate from a composed config; returns the headline metrics (used by tests, search, compare)."""
     from inspection.cli.config import (
         data_config,
-        git_commit,
         model_config,
         optim_config,
         prepare_dataset,
         trainer_config,
     )
+    from inspection.cli.lineage import run_lineage
     from inspection.models.train import fit_classifier
 
     if quiet:  # many runs in one process (search, compare): their progress lines are enough
@@ -74,7 +74,8 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
     loggers = [hydra.utils.instantiate(v) for v in cfg.logger.values()] if cfg.get("logger") else []
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config_hash = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    lineage = {"git_commit": git_commit(), "config_hash": config_hash}
+    # git commit + the DVC hashes of the data the manifest and its images live in (→ the exported model card)
+    lineage = {**run_lineage(manifest), "config_hash": config_hash}
     result = fit_classifier(
         data_config(cfg, manifest), model_config(cfg), optim_config(cfg), trainer_config(cfg), out_dir,
         seed=int(cfg.seed), thresholds=OmegaConf.to_container(cfg.thresholds), lineage=lineage, loggers=loggers,

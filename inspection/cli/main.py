@@ -73,6 +73,9 @@ def _register_optional() -> None:
 
     export_cmds.register(app)
     curation_cmds.register(app)
+    from inspection.cli import pipeline_cmds
+
+    pipeline_cmds.register(app)
 
 
 def main() -> None:

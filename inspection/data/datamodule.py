@@ -23,11 +23,27 @@ class CachedImageDataset(Dataset):
         self.images = images
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.pipeline = build_augment(augment) if augment else None
+        self._seeded_worker: int | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
+    def _seed_pipeline(self) -> None:
+        """Seed albumentations from torch, once per process / DataLoader worker.
+
+        albumentations 2 keeps its own RNG, seeded from OS entropy and blind to `seed_everything`: without this,
+        two runs with the same seed augment differently and their metrics differ. torch's seed is the run's seed
+        in the main process and `base_seed + worker_id` in a worker, so workers also draw distinct streams.
+        """
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else -1
+        if self._seeded_worker != worker:
+            self.pipeline.set_random_seed((info.seed if info is not None else torch.initial_seed()) % 2**32)
+            self._seeded_worker = worker
+
     def __getitem__(self, i: int):
+        if self.pipeline is not None:
+            self._seed_pipeline()
         img = apply_augment(self.pipeline, self.images[i])
         return torch.from_numpy(np.ascontiguousarray(img)), self.targets[i]
 
