@@ -91,3 +91,10 @@ def normalize(batch_hwc_u8: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 def preprocess(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Decoded uint8 image → float32 CHW model input (resize then normalise)."""
     return normalize(resize_image(img, spec), spec)
+
+
+def load_model_input(path, spec: PreprocessSpec) -> np.ndarray:
+    """Read + decode a file and resize it for the model: the one file→pixels path of evaluation, edge and cache."""
+    from inspection.core.image import read_image  # local: image.py is independent of preprocessing
+
+    return resize_image(read_image(path, spec.channels), spec)

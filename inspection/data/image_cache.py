@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection.core.image import read_image
-from inspection.core.preprocess import PreprocessSpec, resize_image
+from inspection.core.preprocess import PreprocessSpec, load_model_input
 
 
 def load_resized(paths: list[Path], spec: PreprocessSpec, workers: int | None = None) -> np.ndarray:
@@ -19,7 +18,7 @@ def load_resized(paths: list[Path], spec: PreprocessSpec, workers: int | None = 
     out = np.empty((len(paths), spec.height, spec.width, spec.channels), np.uint8)
 
     def one(i: int) -> None:
-        out[i] = resize_image(read_image(paths[i], spec.channels), spec)
+        out[i] = load_model_input(paths[i], spec)
 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(one, range(len(paths))))

@@ -10,10 +10,9 @@ import numpy as np
 
 from inspection.core.errors import InspectionError, ModelCardError
 from inspection.core.files import file_sha256  # noqa: F401  (re-exported)
-from inspection.core.image import read_image
 from inspection.core.model_card import ModelCard
 from inspection.core.postprocess import Verdict, postprocess
-from inspection.core.preprocess import PreprocessSpec, resize_image
+from inspection.core.preprocess import PreprocessSpec, load_model_input, resize_image
 from inspection.edge.providers import create_session
 
 CARD_KEY = "inspection.model_card"  # written by inspection.export.onnx_export
@@ -73,7 +72,7 @@ class OnnxInspector:
 
     def load(self, path: str | os.PathLike) -> np.ndarray:
         """Read a file and resize it to the model input: the same two calls the training-side evaluation makes."""
-        return resize_image(read_image(path, self.spec.channels), self.spec)
+        return load_model_input(path, self.spec)
 
     def predict(self, batch_u8_nhwc: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, C] at the model's input size → probabilities float32 [N, classes]."""

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from inspection.core.errors import ImageDecodeError
-from inspection.core.image import read_image
-from inspection.core.preprocess import normalize, resize_image
+from inspection.core.preprocess import load_model_input, normalize
 from inspection.core.results import ResultRecord
 from inspection.models.checkpoint import LoadedModel
 
@@ -37,7 +36,7 @@ def predict_files(
         pixels, ok = [], []
         for i in chunk:
             try:
-                pixels.append(resize_image(read_image(paths[i], model.spec.channels), model.spec))
+                pixels.append(load_model_input(paths[i], model.spec))
                 ok.append(i)
             except ImageDecodeError as e:
                 records.append(ResultRecord(str(paths[i]), None, labels[i] if labels else None, error=e.reason))

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from inspection.core.errors import ImageDecodeError, InspectionError
 from inspection.core.image import check_encoded, decode_image
 from inspection.core.postprocess import Verdict, postprocess
-from inspection.core.preprocess import resize_image
+from inspection.core.preprocess import load_model_input, resize_image
 from inspection.edge.runner import ImageResult
 from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
@@ -83,7 +83,7 @@ class TorchInspector:
 
     def load(self, path: str | os.PathLike) -> np.ndarray:
         """CPU path: core decode + resize (identical to training evaluation and the edge runner)."""
-        return resize_image(decode_image(Path(path).read_bytes(), str(path), self.spec.channels), self.spec)
+        return load_model_input(path, self.spec)
 
     @torch.inference_mode()
     def predict_tensor(self, x_u8_nhwc: torch.Tensor) -> torch.Tensor:
