@@ -21,17 +21,17 @@ install: $(VENV)/.installed  ## create .venv and install inspection[train,dev]
 browser:  ## install Debian chromium for the HTML-report browser test (needs root; skipped otherwise)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }
 
-demo: install  ## synthetic steel: train + evaluate, export ONNX, inspect a folder, then a small compare
-	$(BIN)/inspection train hydra.run.dir=$(DEMO)/train trainer.enable_progress_bar=false
-	$(BIN)/inspection export $(DEMO)/train/model.pt --out $(DEMO)/model
-	$(BIN)/inspection inspect $(DEMO)/model/model.onnx data/synth_steel/images --out $(DEMO)/inspect.csv \
-		--report $(DEMO)/report.html --overwrite
-	$(BIN)/inspection compare compare=tiny paths.output_dir=$(DEMO)
-	@echo; echo "Artefacts under $(DEMO)/: train/ (model.pt, eval_test/metrics.json + confusion.png, training_curves.png),"
-	@echo "  model/ (model.onnx + model.json), inspect.csv + report.html, compare/*/report.md + compare.png"
-
-pipeline: install  ## the DVC pipeline on the synthetic default: dvc repro (prepare → labels → audit → ... → compare)
+demo: install  ## the DVC pipeline on the synthetic default (dvc repro), then inspect a folder; prints the compare table
 	source $(VENV)/bin/activate && dvc repro && dvc metrics show
+	$(BIN)/inspection inspect outputs/pipeline/export/data_centric/model.onnx data/synth_steel/images \
+		--out $(DEMO)/inspect.csv --report $(DEMO)/report.html --overwrite
+	@echo; echo "Pipeline outputs under outputs/pipeline/: train/<arm>/ (model.pt, training_curves.png), evaluate/<arm>/"
+	@echo "  (metrics.json + confusion.png on the gold test split), export/<arm>/ (model.onnx + model.json), compare/;"
+	@echo "  label sets v1/v2 under labels/; inspection rows + HTML report under $(DEMO)/. Compare table:"; echo
+	@cat outputs/pipeline/compare/report.md
+
+pipeline: install  ## the pipeline as a DVC experiment with overrides: make pipeline ARGS="-S data=neu"
+	source $(VENV)/bin/activate && dvc exp run $(ARGS) && dvc metrics show
 
 test: install browser  ## run the whole test suite (unit + integration, real data from ../shared/data)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

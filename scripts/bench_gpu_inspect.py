@@ -61,6 +61,47 @@ def model_only(engine: TorchInspector, batch: int, iters: int = 30) -> float:
     return batch * iters / (time.perf_counter() - t)
 
 
+def stage_ceilings(engine: TorchInspector, files: list[str], batch: int, workers: int) -> dict:
+    """Each stage alone, img/s: where the end-to-end time goes (read, CPU decode in threads, nvJPEG, rows)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from inspection.core.postprocess import postprocess
+    from inspection.edge.runner import ImageResult, to_row
+    from inspection.edge.writers import ResultWriter
+
+    res: dict = {}
+    for n in sorted({1, 2, workers}):  # reading is GIL-bound: more threads can be slower
+        with ThreadPoolExecutor(n) as pool:
+            t = time.perf_counter()
+            datas = list(pool.map(lambda p: Path(p).read_bytes(), files))
+            res[f"read_{n}_threads"] = len(files) / (time.perf_counter() - t)
+    with ThreadPoolExecutor(workers) as pool:
+        t = time.perf_counter()
+        list(pool.map(lambda p: resize_image(read_image(p, engine.spec.channels), engine.spec), files))
+        res["read_cpu_decode_threads"] = len(files) / (time.perf_counter() - t)
+    if engine.device.type == "cuda":
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        for mode in ("GRAY", "UNCHANGED"):
+            tens = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+            decode_jpeg(tens[:batch], mode=getattr(ImageReadMode, mode), device="cuda")
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for i in range(0, len(tens), batch):
+                decode_jpeg(tens[i : i + batch], mode=getattr(ImageReadMode, mode), device="cuda")
+            torch.cuda.synchronize()
+            res[f"nvjpeg_decode_{mode.lower()}"] = len(tens) / (time.perf_counter() - t)
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(engine.class_names)), batch).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp, ResultWriter(Path(tmp) / "rows.csv", 3) as w:
+        t = time.perf_counter()
+        for i in range(0, len(files), batch):
+            verdicts = postprocess(probs, engine.class_names, engine.thresholds)
+            w.write_rows([to_row(ImageResult(p, pr, v), engine.class_names, 3, "x")
+                          for p, pr, v in zip(files[i : i + batch], probs, verdicts)])
+        res["postprocess_and_rows"] = len(files) / (time.perf_counter() - t)
+    return res
+
+
 def rows_by_path(path: Path) -> dict[str, dict]:
     with open(path, newline="") as f:
         return {r["path"]: r for r in csv.DictReader(f)}
@@ -95,9 +136,17 @@ def main() -> None:
         res["export_parity"] = rep.parity.to_dict() if rep.parity else None
         torch_engine = TorchInspector(a.checkpoint, device="auto", precision="fp16")
         res["model_only_img_per_s"] = model_only(torch_engine, a.batch)
+        res["stage_img_per_s"] = stage_ceilings(torch_engine, files * min(a.repeat, 3), a.batch, a.workers or 16)
+        print("stages", json.dumps(res["stage_img_per_s"]), flush=True)
         res["naive_serial_img_per_s"] = naive_loop(torch_engine, files * min(a.repeat, 2), tmp / "naive.csv", a.batch)
         res["torch_engine"] = run_engine(torch_engine, tmp / "all.txt", tmp / "torch.csv", a.batch, a.workers)
-        print(json.dumps({k: v for k, v in res.items() if k != "machine"}, default=str), flush=True)
+        if torch_engine.device.type == "cuda":  # decode placement × batches in flight, side by side
+            res["torch_engine_variants"] = {
+                f"{'nvjpeg' if gpu_dec else 'cpu_decode_threads'}_streams{n}": run_engine(
+                    TorchInspector(a.checkpoint, device="cuda", precision="fp16", gpu_decode=gpu_dec, streams=n),
+                    tmp / "all.txt", tmp / "v.csv", a.batch, a.workers)["img_per_s"]
+                for gpu_dec in (True, False) for n in (1, 2, 3)}
+            print("variants", json.dumps(res["torch_engine_variants"]), flush=True)
         if a.compile and torch_engine.device.type == "cuda":
             compiled = TorchInspector(a.checkpoint, device="cuda", precision="fp16", compile=True)
             run_engine(compiled, tmp / "once.txt", tmp / "warm.csv", a.batch, a.workers)  # compile + autotune
@@ -114,6 +163,7 @@ def main() -> None:
                                                  for p in common)),
         }
     res["ratio_torch_engine_vs_naive"] = res["torch_engine"]["img_per_s"] / res["naive_serial_img_per_s"]
+    res["target_img_per_s"] = 15000
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"inspect_{device_tag(info)}.json"
     path.write_text(json.dumps(res, indent=2, default=str) + "\n")

@@ -81,12 +81,17 @@ def lightning_fit(manifest_csv: Path, spec: PreprocessSpec, a: argparse.Namespac
     tr = TrainerConfig(max_epochs=a.epochs, accelerator="gpu" if dev == "cuda" else "cpu",
                        precision="bf16-mixed" if dev == "cuda" else "32-true", channels_last=dev == "cuda",
                        enable_progress_bar=False, log_every_n_steps=50)
-    res = fit_classifier(data, ModelConfig(a.backbone), OptimConfig(lr=a.lr, weight_decay=5e-4), tr, work / "pl",
+    start = time.perf_counter()
+    res = fit_classifier(data, ModelConfig(a.backbone), OptimConfig(lr=a.lr, weight_decay=5e-4), tr, work,
                          seed=0, evaluate_splits=("val",))
+    total = time.perf_counter() - start
     n = len(load_manifest(manifest_csv).split("train"))
     steps = n // a.batch
+    # fit_seconds: Trainer.fit alone (what the bare loop's timer covers); total adds model.pt, curves and the
+    # file-based validation evaluation that `inspection train` also does.
     return {"fit_seconds": res.fit_seconds, "img_per_s": steps * a.batch * a.epochs / res.fit_seconds,
-            "val_accuracy": res.val_metrics["accuracy"]}
+            "val_accuracy": res.val_metrics["accuracy"], "fit_classifier_total_seconds": total,
+            "best_epoch": res.best_epoch, "data_path": "device-resident batches" if dev == "cuda" else "host"}
 
 
 def main() -> None:
@@ -99,6 +104,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the Lightning run (model.pt) in this folder")
     a = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     info = machine_info()
@@ -109,7 +115,7 @@ def main() -> None:
         csv = work / "neu/manifest.csv"
         bare = bare_loop(csv, spec, a, dev)
         print("bare", json.dumps(bare), flush=True)
-        pl_ = lightning_fit(csv, spec, a, dev, work)
+        pl_ = lightning_fit(csv, spec, a, dev, a.keep or work / "pl")
         print("lightning", json.dumps(pl_), flush=True)
     res = {"backbone": a.backbone, "epochs": a.epochs, "batch": a.batch, "size": a.size, "device": dev,
            "bare_loop": bare, "lightning": pl_, "ratio_img_per_s": pl_["img_per_s"] / bare["img_per_s"],

@@ -1,25 +1,41 @@
 #!/usr/bin/env bash
 # The one prepared GPU-machine run (device tool): installs the carried wheels (.whl/), unpacks the shared
-# data (.gpudata/shared.tgz → ../shared/data), then runs the GPU benchmarks and `gpu` tests in priority
-# order, each writing its JSON to $OUT as soon as it finishes (a cut-off run still returns what is done).
+# data (.gpudata/shared.tgz → ../shared/data), then runs the GPU checks and benchmarks in priority order, each
+# writing its JSON to $OUT as soon as it finishes (a cut-off run still returns what is done).
+# BUDGET_S (default 540): the whole script's wall-clock allowance; the last step (a compare) gets what is left.
+# STEPS (default "train tests inspect compare_neu"): which steps; compare_pill runs the pill compare instead.
 set -u
 export PYTHONUNBUFFERED=1
+START=$(date +%s)
+BUDGET_S=${BUDGET_S:-540}
 OUT=${OUT:-$PWD/benchmarks/results}
 WORK=/tmp/inspection-gpu
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
 mkdir -p ../shared/data "$WORK" && tar -C ../shared/data -xzf .gpudata/shared.tgz || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-step() { echo "=== $(date +%T) $*"; }
-step bench_accuracy neu
-python3 scripts/bench_accuracy.py neu --work "$WORK" --out "$OUT" 2>&1 | grep -E "^\{|wrote|Error"
-step bench_train
-python3 scripts/bench_train.py --out "$OUT" 2>&1 | grep -E "^(bare|lightning|wrote)|Error"
-step bench_gpu_inspect
-python3 scripts/bench_gpu_inspect.py --checkpoint "$WORK/neu_seed0/model.pt" --manifest "$WORK/neu/manifest.csv" \
-  --ort-limit 600 --out "$OUT" 2>&1 | grep -vE "INFO|Warning|warn" | tail -30
-step bench_accuracy pill
-python3 scripts/bench_accuracy.py pill --work "$WORK" --out "$OUT" 2>&1 | grep -E "^\{|wrote|Error"
+step() { echo "=== $(date +%T) +$(( $(date +%s) - START ))s $*"; }
+python3 -c "from inspection.data.importers import import_neu; import_neu('../shared/data/neu-det', '$WORK/neu', copy=False)" || exit 1
+STEPS=${STEPS:-train tests inspect compare_neu}
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+step bench_train  # Lightning fit vs bare loop; keeps the Lightning model for the inspection benchmark
+has train && python3 scripts/bench_train.py --out "$OUT" --keep "$WORK/pl" 2>&1 | grep -E "^(bare|lightning|wrote)|Error"
 step gpu tests
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/integration/test_torch_engine.py 2>&1 | tail -4
+has tests && python3 -m pytest -q -p no:cacheprovider -m gpu tests/unit/test_device_batches.py \
+  tests/integration/test_torch_engine.py 2>&1 | tail -4
+step bench_gpu_inspect
+has inspect && python3 scripts/bench_gpu_inspect.py --checkpoint "$WORK/pl/model.pt" --manifest "$WORK/neu/manifest.csv" \
+  --ort-limit 600 --out "$OUT" 2>&1 | grep -vE "INFO|Warning|warn" | tail -40
+compare() {  # compare() DATA TRIALS: the full preset on the GPU with what is left of the budget
+  local left=$(( BUDGET_S - ($(date +%s) - START) - 15 )) dir="$OUT/compare_$1_full_gpu"
+  step "compare $1 full on the GPU, $2 search trials (${left}s left)"
+  [ "$left" -gt 60 ] || return 0
+  mkdir -p "$dir"
+  /usr/bin/time -f "compare wall %e s" timeout "$left" python3 -m inspection.cli.main compare data="$1" compare=full \
+    trainer=gpu compare.model_centric.n_trials="$2" paths.output_dir="$WORK/cmp" > "$dir/log.txt" 2>&1
+  echo "compare rc $?"; grep -E "^\[|wall|Error" "$dir/log.txt" | tail -30
+  cp "$WORK"/cmp/compare/$1_full/{report.md,report.json,compare.png,flipped.csv} "$dir/" 2>/dev/null
+}
+has compare_neu && compare neu 4
+has compare_pill && compare mvtec_pill "${PILL_TRIALS:-3}"
 step done

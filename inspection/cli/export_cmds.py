@@ -105,7 +105,8 @@ def inspect_cmd(
     device: Device = typer.Option(Device.auto, "--device", help="ONNX Runtime execution provider."),
     require_gpu: bool = typer.Option(False, "--require-gpu", help="Fail if no GPU provider loads."),
     batch_size: int = typer.Option(32, "--batch-size"),
-    workers: int | None = typer.Option(None, "--workers", help="Decode threads (default: min(8, CPUs))."),
+    workers: int | None = typer.Option(None, "--workers", help="Reader/decode threads (default: min(8, CPUs); "
+                                       "torch engine with nvJPEG: 2 readers)."),
     resume: bool = typer.Option(False, "--resume", help="Skip images already in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     fail_on: list[str] | None = typer.Option(
@@ -118,6 +119,8 @@ def inspect_cmd(
                                     "server with nvJPEG decode, fp16 and channels_last."),
     precision: str = typer.Option("fp16", "--precision", help="torch engine on CUDA: fp16, bf16 or fp32."),
     compile_model: bool = typer.Option(False, "--compile", help="torch engine: torch.compile the network."),
+    streams: int | None = typer.Option(None, "--streams", help="torch engine: batches in flight, each on its own "
+                                       "CUDA stream (default 1; see the README's benchmark table)."),
 ) -> None:
     """Inspect images with an exported model: OK / NG / REVIEW per image, streamed to CSV/JSONL."""
     from inspection.edge.cli import inspect_command
@@ -131,7 +134,7 @@ def inspect_cmd(
             from inspection.models.torch_inspector import TorchInspector
 
             return TorchInspector(model, device=device.value, precision=precision, compile=compile_model,
-                                  require_gpu=require_gpu)
+                                  require_gpu=require_gpu, streams=streams)
     elif engine != "onnx":
         raise typer.BadParameter(f"--engine must be onnx or torch, got {engine!r}")
     code = inspect_command(str(model), sources, str(out), device=device.value, require_gpu=require_gpu,

@@ -12,6 +12,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig, apply_augment, build_augment
+from inspection.data.device_batches import DeviceBatches
 from inspection.data.image_cache import cached_resized
 from inspection.data.manifest import Manifest, load_manifest
 
@@ -62,11 +63,6 @@ class BatchGatherDataset(Dataset):
         i = torch.as_tensor(idx, device=self.images.device)
         return self.images[i], self.targets[i]
 
-    def to(self, device: torch.device) -> BatchGatherDataset:
-        """Keep the whole (small) split on the GPU: batches are then one gather, no host copy at all."""
-        self.images, self.targets = self.images.to(device), self.targets.to(device)
-        return self
-
 
 @dataclass
 class DataConfig:
@@ -82,7 +78,8 @@ class DataConfig:
     # "cpu": albumentations per image in DataLoader workers; "gpu": batched ops on the device;
     # "auto": gpu when the trainer runs on a GPU (resolved in fit_classifier)
     augment_on: str = "auto"
-    # With augment_on=gpu on one GPU: keep train/val images resident on the device (small inspection sets fit).
+    # With augment_on=gpu in one process: keep train/val images resident on the training device (small inspection
+    # sets fit) and draw batches there (data.device_batches); false: a DataLoader gathers batches on the host.
     device_cache: bool = True
 
 
@@ -122,6 +119,11 @@ class DefectDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer is None or trainer.world_size == 1
 
+    def _device(self) -> torch.device:
+        """The device Lightning placed this process's model on (CPU when no trainer is attached)."""
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
     def split_size(self, split: str) -> int:
         return int((self.manifest.rows["split"] == split).sum())
 
@@ -130,13 +132,11 @@ class DefectDataModule(pl.LightningDataModule):
         images, targets = self._arrays[split]
         drop_last = shuffle and len(images) > self.cfg.batch_size
         if self.cfg.augment_on == "gpu" and split != "test" and self._single_process():
+            if self.cfg.device_cache:
+                return DeviceBatches(images, targets, self.cfg.batch_size, shuffle, drop_last, self._device())
             ds = BatchGatherDataset(images, targets)
             sampler = BatchSampler(RandomSampler(ds) if shuffle else SequentialSampler(ds), self.cfg.batch_size,
                                    drop_last=drop_last)
-            if self.cfg.device_cache and torch.cuda.is_available():
-                # Called after Lightning picked this process's GPU: cache there, load in-process.
-                ds.to(torch.device("cuda", torch.cuda.current_device()))
-                return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=0)
             return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.cfg.num_workers,
                               persistent_workers=self.cfg.num_workers > 0, pin_memory=torch.cuda.is_available())
         # Per-image path: albumentations on CPU (unless the module augments on the device), DDP-shardable.

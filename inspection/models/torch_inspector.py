@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -28,6 +31,30 @@ from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
 
 
+@dataclass
+class _Item:
+    """One file on its way through the engine: encoded bytes for nvJPEG, or decoded pixels, or an error."""
+
+    path: str
+    data: bytes | None = None
+    pixels: np.ndarray | None = None
+    error: str | None = None
+
+
+def _read(p: str, spec, gpu_jpeg: bool) -> _Item:
+    """Runs in a reader thread: JPEGs bound for nvJPEG keep their bytes; everything else is decoded and resized
+    here, in parallel (OpenCV releases the GIL), with the core code the edge runner uses."""
+    try:
+        data = Path(p).read_bytes()
+        if gpu_jpeg and check_encoded(data, p) == "jpeg":
+            return _Item(p, data=data)
+        return _Item(p, pixels=resize_image(decode_image(data, p, spec.channels), spec))
+    except ImageDecodeError as e:
+        return _Item(p, error=e.reason)
+    except OSError as e:
+        return _Item(p, error=f"cannot read: {e.strerror or e}")
+
+
 class _Providers:
     def __init__(self, text: str):
         self.text = text
@@ -40,7 +67,8 @@ class TorchInspector:
     """A checkpoint (model.pt) run by torch; `device` cuda or cpu; `precision` fp32 | fp16 | bf16."""
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", precision: str = "fp16",
-                 compile: bool = False, gpu_decode: bool = True, require_gpu: bool = False):
+                 compile: bool = False, gpu_decode: bool = True, require_gpu: bool = False,
+                 streams: int | None = None):
         p = Path(checkpoint)
         if not p.is_file():
             raise InspectionError(f"{p}: checkpoint not found")
@@ -70,8 +98,14 @@ class TorchInspector:
             net = net.to(memory_format=torch.channels_last)
         self.net = torch.compile(net) if compile else net  # default mode: compiles in seconds, not minutes
         self.gpu_decode = gpu_decode and on_gpu
+        # Batches in flight at once, each on its own CUDA stream (one decodes while another runs the network).
+        # Default 1: on the H200 box, 2-3 streams measured no faster (file reading bound the pipeline there;
+        # benchmarks/results/inspect_*.json); more can pay off where storage is faster than decode + network.
+        self.streams = max(1, streams) if streams else 1
+        self._local = threading.local()
         self.providers = _Providers(f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
-                                    f"{' compiled' if compile else ''}{' nvjpeg' if self.gpu_decode else ''}")
+                                    f"{' compiled' if compile else ''}{' nvjpeg' if self.gpu_decode else ''}"
+                                    f"{f' {self.streams} streams' if self.streams > 1 else ''}")
 
     @property
     def class_names(self) -> list[str]:
@@ -123,56 +157,65 @@ class TorchInspector:
 
     def iter_results(self, paths: Iterable[str], batch_size: int = 256, workers: int | None = None,
                      prefetch: int = 2) -> Iterator[list[ImageResult]]:
-        """Read files in threads, decode JPEG batches on the GPU (others on CPU), classify; bounded prefetch."""
+        """Read files in threads; decode (nvJPEG for JPEGs) and classify up to `streams` batches concurrently.
+
+        Results come back in input order; at most prefetch + streams - 1 batches are read ahead (bounded memory).
+        """
         it = iter(paths)
-
-        def read(p: str) -> tuple[str, bytes | None, str | None, str | None]:
-            try:
-                data = Path(p).read_bytes()
-                return p, data, check_encoded(data, p), None
-            except ImageDecodeError as e:
-                return p, None, None, e.reason
-            except OSError as e:
-                return p, None, None, f"cannot read: {e.strerror or e}"
-
-        with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
+        # Reading bytes is mostly Python work under the GIL: many threads only contend (on the 2-core box 16 threads
+        # read 8k files/s, 2 threads 36k). Decoding on the CPU releases the GIL, so that path gets more threads.
+        default = 2 if self.gpu_decode else min(16, os.cpu_count() or 1)
+        readers = ThreadPoolExecutor(max_workers=workers or default, thread_name_prefix="read")
+        device_workers = ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="device")
+        with readers, device_workers:
             pending: deque = deque()
 
             def submit() -> None:
                 chunk = list(islice(it, batch_size))
                 if chunk:
-                    pending.append(pool.map(read, chunk))
+                    # starts reading (and CPU decoding) now; the device worker waits for it
+                    reads = readers.map(partial(_read, spec=self.spec, gpu_jpeg=self.gpu_decode), chunk)
+                    pending.append(device_workers.submit(self._classify_on_stream, reads))
 
-            for _ in range(max(1, prefetch)):
+            for _ in range(max(1, prefetch) + self.streams - 1):
                 submit()
             while pending:
-                items = list(pending.popleft())
+                done = pending.popleft().result()
                 submit()
-                yield self._classify(items)
+                yield done
 
-    def _classify(self, items: list[tuple[str, bytes | None, str | None, str | None]]) -> list[ImageResult]:
-        results = [ImageResult(p, error=err) for p, _, _, err in items]
-        jpeg_idx = [i for i, (_, d, fmt, _) in enumerate(items) if d is not None and fmt == "jpeg"]
-        cpu_idx = [i for i, (_, d, fmt, _) in enumerate(items) if d is not None and fmt != "jpeg"]
+    def _classify_on_stream(self, reads: Iterable) -> list[ImageResult]:
+        items = list(reads)
+        if self.device.type != "cuda":
+            return self._classify(items)
+        stream = getattr(self._local, "stream", None)
+        if stream is None:  # one stream per device worker thread, reused for every batch it handles
+            stream = self._local.stream = torch.cuda.Stream(device=self.device)
+        with torch.cuda.stream(stream):
+            return self._classify(items)
+
+    def _classify(self, items: list[_Item]) -> list[ImageResult]:
+        results = [ImageResult(it.path, error=it.error) for it in items]
+        jpeg_idx = [i for i, it in enumerate(items) if it.data is not None]
+        cpu_idx = [i for i, it in enumerate(items) if it.pixels is not None]
         tensors, slots = [], []
-        if self.gpu_decode and jpeg_idx:
-            batch = self._gpu_jpegs([torch.frombuffer(bytearray(items[i][1]), dtype=torch.uint8) for i in jpeg_idx])
-            if batch is None:
-                cpu_idx += jpeg_idx
+        if jpeg_idx:
+            batch = self._gpu_jpegs([torch.frombuffer(bytearray(items[i].data), dtype=torch.uint8) for i in jpeg_idx])
+            if batch is None:  # a corrupt JPEG in the batch: decode these on the CPU, each error reported per file
+                for i in jpeg_idx:
+                    try:
+                        items[i].pixels = resize_image(decode_image(items[i].data, items[i].path,
+                                                                    self.spec.channels), self.spec)
+                        cpu_idx.append(i)
+                    except ImageDecodeError as e:
+                        results[i].error = e.reason
             else:
                 tensors.append(batch)
                 slots += jpeg_idx
-        else:
-            cpu_idx += jpeg_idx
-        cpu_pixels = []
-        for i in sorted(cpu_idx):
-            try:
-                cpu_pixels.append(resize_image(decode_image(items[i][1], items[i][0], self.spec.channels), self.spec))
-                slots.append(i)
-            except ImageDecodeError as e:
-                results[i].error = e.reason
-        if cpu_pixels:
-            tensors.append(torch.from_numpy(np.stack(cpu_pixels)).to(self.device))
+        if cpu_idx:
+            cpu_idx.sort()
+            tensors.append(torch.from_numpy(np.stack([items[i].pixels for i in cpu_idx])).to(self.device))
+            slots += cpu_idx
         if tensors:
             probs = self.predict_tensor(torch.cat(tensors)).cpu().numpy()
             for k, verdict, p in zip(slots, self.decide(probs), probs, strict=True):

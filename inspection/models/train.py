@@ -17,6 +17,7 @@ from inspection.data.datamodule import DataConfig, DefectDataModule
 from inspection.data.manifest import manifest_hash
 from inspection.evaluation.evaluate import evaluate_model
 from inspection.evaluation.plots import plot_training_curves
+from inspection.models.best_weights import BestWeights
 from inspection.models.checkpoint import load_checkpoint, save_checkpoint
 from inspection.models.classifier import DefectClassifier
 
@@ -57,6 +58,9 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
     check_val_every_n_epoch: int = 1
+    # Also write Lightning's own checkpoint (weights + optimiser, checkpoints/best.ckpt) at each improvement. Off by
+    # default: the best weights are kept in memory and saved as model.pt; on when a logger archives checkpoints.
+    lightning_checkpoint: bool = False
 
 
 @dataclass
@@ -69,6 +73,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     test_metrics: dict | None = None
     val_metrics: dict | None = None
+    best_epoch: int | None = None  # the epoch whose weights model.pt holds (best val/acc); None without val
 
 
 class HistoryCallback(Callback):
@@ -117,18 +122,23 @@ def fit_classifier(
         pretrained_path=model.pretrained_path, channels_last=trainer.channels_last, extra=extra,
         gpu_augment=asdict(data.augment) if data.augment_on == "gpu" else None,
     )
-    history = HistoryCallback()
-    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
-                              save_top_k=1, save_last=False)
+    history, best = HistoryCallback(), BestWeights("val/acc")
     has_val = dm.split_size("val") > 0
+    callbacks: list[Callback] = [history, best] if has_val else [history]
+    # DVCLive's log_model copies ModelCheckpoint's file: a logger that archives models needs one.
+    if has_val and (trainer.lightning_checkpoint or any(getattr(lg, "_log_model", False) for lg in loggers or [])):
+        callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
+                                         save_top_k=1, save_last=False))
     t = pl.Trainer(
         max_epochs=trainer.max_epochs, accelerator=trainer.accelerator, devices=trainer.devices,
         strategy=trainer.strategy, num_nodes=trainer.num_nodes, precision=trainer.precision,
         deterministic=trainer.deterministic, limit_train_batches=trainer.limit_train_batches,
         limit_val_batches=trainer.limit_val_batches if has_val else 0, log_every_n_steps=trainer.log_every_n_steps,
         enable_progress_bar=trainer.enable_progress_bar, check_val_every_n_epoch=trainer.check_val_every_n_epoch,
-        callbacks=[history, ckpt_cb] if has_val else [history], logger=loggers if loggers is not None else False,
+        callbacks=callbacks, logger=loggers if loggers is not None else False,
         default_root_dir=str(out), enable_model_summary=False, num_sanity_val_steps=0,
+        # Otherwise Lightning adds its own ModelCheckpoint and writes weights + optimiser state every epoch.
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     dm.setup()  # decode + resize once, outside the timed fit
     env_before = dict(os.environ)
@@ -139,14 +149,11 @@ def fit_classifier(
         _reset_distributed(env_before)
     if not t.is_global_zero:
         return TrainResult(out, None, fit_seconds, history.history)
-    if has_val and ckpt_cb.best_model_path:
-        # Best-on-validation weights; Lightning's own ckpt stays for resuming, model.pt is the artefact.
-        best = torch.load(ckpt_cb.best_model_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(best["state_dict"])
+    best.restore(net)  # best-on-validation weights; model.pt is the artefact
     ckpt = save_checkpoint(out / "model.pt", net.plain_net(), model.backbone, dm.class_names, data.spec,
                            net.thresholds, extra)
     plot_training_curves(history.history, out / "training_curves.png")
-    result = TrainResult(out, ckpt, fit_seconds, history.history)
+    result = TrainResult(out, ckpt, fit_seconds, history.history, best_epoch=best.best_epoch)
     loaded = load_checkpoint(ckpt)
     device = "cuda" if torch.cuda.is_available() and trainer.accelerator in ("gpu", "cuda", "auto") else "cpu"
     for split in evaluate_splits:
@@ -155,7 +162,7 @@ def fit_classifier(
         metrics = evaluate_model(loaded, data.manifest, split, out / f"eval_{split}", device=device)
         setattr(result, f"{split}_metrics", metrics)
     summary = {
-        "fit_seconds": fit_seconds, "epochs": trainer.max_epochs, "seed": seed, "backbone": model.backbone,
+        "fit_seconds": fit_seconds, "epochs": trainer.max_epochs, "best_epoch": best.best_epoch, "seed": seed, "backbone": model.backbone,
         "dataset": dataset_info, "history": history.history,
         "val": _headline(result.val_metrics), "test": _headline(result.test_metrics),
         "config": {"data": {**asdict(data), "spec": data.spec.to_dict()}, "model": asdict(model),

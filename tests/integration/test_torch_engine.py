@@ -67,6 +67,24 @@ def test_cpu_engine_matches_onnx_runner_rows(model_and_images, tmp_path):
             assert abs(float(a[name]["confidence"]) - float(b[name]["confidence"])) < 1e-4
 
 
+def test_concurrent_batches_keep_input_order_and_results(model_and_images, tmp_path):
+    """Several batches in flight (device worker threads) must give the same rows, in the same order, as one."""
+    ckpt, folder = model_and_images
+    files = sorted(str(p) for p in Path(folder).iterdir()) * 3
+    (tmp_path / "list.txt").write_text("\n".join(files) + "\n")
+    outs = {}
+    for streams in (1, 3):
+        eng = TorchInspector(ckpt, device="cpu", streams=streams)
+        assert eng.streams == streams
+        out = tmp_path / f"s{streams}.csv"
+        s = run_inspection(eng, [str(tmp_path / "list.txt")], out, batch_size=5, progress=Progress(enabled=False))
+        assert s.n_new == len(files) and s.errors == 0
+        with open(out, newline="") as f:
+            outs[streams] = [(r["path"], r["verdict"], r["confidence"]) for r in csv.DictReader(f)]
+    assert [p for p, _, _ in outs[3]] == files  # input order, batches finishing out of order or not
+    assert outs[1] == outs[3]
+
+
 def test_cuda_request_without_gpu_is_loud(model_and_images, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
@@ -100,6 +118,27 @@ def test_gpu_nvjpeg_engine_agrees_with_cpu_decode(neu_dir, tmp_path):
     pa, pb = np.stack([r.probs for r in ra]), np.stack([r.probs for r in rb])
     assert (pa.argmax(1) == pb.argmax(1)).mean() >= 0.99
     assert np.abs(pa - pb).max() < 0.02  # decoder IDCT rounding only
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_engine_reports_bad_files_in_a_jpeg_batch(model_and_images, tmp_path):
+    """A truncated/corrupt JPEG inside an nvJPEG batch: that file gets its ERROR row, the rest are classified."""
+    ckpt, folder = model_and_images
+    bad = write_bad_images(tmp_path / "bad")
+    src = tmp_path / "mixed"
+    shutil.copytree(folder, src)
+    for name in bad:
+        shutil.copy(tmp_path / "bad" / name, src / name)
+    for engine, name in ((TorchInspector(ckpt, device="cuda", precision="fp32"), "gpu.csv"),
+                         (TorchInspector(ckpt, device="cpu"), "cpu.csv")):
+        run_inspection(engine, [str(src)], tmp_path / name, batch_size=8, progress=Progress(enabled=False))
+    g, c = _rows(tmp_path / "gpu.csv"), _rows(tmp_path / "cpu.csv")
+    assert g.keys() == c.keys()
+    for name, expected in bad.items():
+        if expected:
+            assert expected in g[name]["error"], (name, g[name]["error"])
+    assert sum(g[n]["verdict"] == c[n]["verdict"] for n in g) >= len(g) - 1  # cmyk: decoders may differ
 
 
 @pytest.mark.gpu

@@ -61,6 +61,27 @@ def test_checkpoint_roundtrip_weights_only(trained):
     assert a.extra["dataset"]["manifest_hash"]
 
 
+def test_device_batches_fit_keeps_best_epoch_weights(steel_manifest, tmp_path):
+    """augment_on=gpu + device_cache (here on the CPU): batches drawn in place; model.pt = the best val epoch,
+    the same weights Lightning's ModelCheckpoint picks when it is switched on."""
+    data = DataConfig(manifest=str(steel_manifest), spec=SPEC, batch_size=16, augment_on="gpu",
+                      augment=AugmentConfig(shift=0.05))
+    res = fit_classifier(data, ModelConfig("tiny_cnn"), OptimConfig(lr=3e-3),
+                         TrainerConfig(max_epochs=5, accelerator="cpu", enable_progress_bar=False,
+                                       lightning_checkpoint=True), tmp_path, seed=0, evaluate_splits=("val",))
+    accs = [h["val_acc"] for h in res.history]
+    assert res.best_epoch == accs.index(max(accs))
+    assert json.loads((tmp_path / "train_summary.json").read_text())["best_epoch"] == res.best_epoch
+    lightning_best = torch.load(tmp_path / "checkpoints/best.ckpt", map_location="cpu", weights_only=True)
+    ours = load_checkpoint(res.checkpoint).net.state_dict()
+    theirs = {k.removeprefix("net."): v for k, v in lightning_best["state_dict"].items() if k.startswith("net.")}
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_no_lightning_checkpoint_by_default(trained):
+    assert trained.best_epoch is not None and not (trained.out_dir / "checkpoints").exists()
+
+
 def _cli(args: list[str], root: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "INSPECTION_ROOT": str(root)}
     return subprocess.run([sys.executable, "-m", "inspection.cli.main", *args], cwd=root, env=env,
@@ -85,6 +106,17 @@ def test_cli_help_lists_verbs():
     assert r.returncode == 0
     for verb in ("train", "evaluate", "data"):
         assert verb in r.stdout
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "search", "compare", "export", "verify", "inspect",
+                                  "simulate-labels", "audit", "relabel", "curate", "data", "pipeline"])
+def test_every_verb_has_help(verb):
+    """`--help` must print help, never hand the flag to a config composer (compare/search once crashed on it)."""
+    r = subprocess.run([sys.executable, "-m", "inspection.cli.main", verb, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and len(r.stdout) > 100
+    if verb in ("compare", "search"):
+        assert "Config groups" in r.stdout and "model " in r.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,41 @@
+"""`--help` for the verbs that compose a Hydra config themselves (compare, search) instead of running @hydra.main.
+
+Those verbs hand every argument to `compose()`, which would choke on `--help`; this prints what a user needs to
+write overrides: the usage line, each config group with its options, and the composed defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP_FLAGS = ("--help", "-h")
+
+
+def wants_help(args: list[str]) -> bool:
+    return any(a in HELP_FLAGS for a in args)
+
+
+def config_groups(conf_dir: Path) -> dict[str, list[str]]:
+    """Group name → option names, read from the conf/ tree (hydra/ internals left out)."""
+    groups: dict[str, list[str]] = {}
+    for sub in sorted(p for p in conf_dir.rglob("*") if p.is_dir()):
+        options = sorted(f.stem for f in sub.glob("*.yaml"))
+        if options:
+            groups[sub.relative_to(conf_dir).as_posix()] = options
+    return groups
+
+
+def compose_help(config_name: str, usage: str) -> str:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from inspection.cli.hydra_entry import config_dir
+
+    conf = Path(config_dir())
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name)
+    lines = [usage, "", f"Config: {conf / (config_name + '.yaml')} — override any key as key=value.", "",
+             "Config groups (group=option):"]
+    lines += [f"  {g:<22} {', '.join(opts)}" for g, opts in config_groups(conf).items()]
+    lines += ["", "Composed defaults:", OmegaConf.to_yaml(cfg)]
+    return "\n".join(lines)
