@@ -22,12 +22,13 @@ browser:  ## install Debian chromium for the HTML-report browser test (needs roo
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }
 
 demo: install  ## the DVC pipeline on the synthetic default (dvc repro), then inspect a folder; prints the compare table
-	source $(VENV)/bin/activate && dvc repro && dvc metrics show
+	source $(VENV)/bin/activate && dvc repro
 	$(BIN)/inspection inspect outputs/pipeline/export/data_centric/model.onnx data/synth_steel/images \
 		--out $(DEMO)/inspect.csv --report $(DEMO)/report.html --overwrite
 	@echo; echo "Pipeline outputs under outputs/pipeline/: train/<arm>/ (model.pt, training_curves.png), evaluate/<arm>/"
 	@echo "  (metrics.json + confusion.png on the gold test split), export/<arm>/ (model.onnx + model.json), compare/;"
-	@echo "  label sets v1/v2 under labels/; inspection rows + HTML report under $(DEMO)/. Compare table:"; echo
+	@echo "  label sets v1/v2 under labels/; inspection rows + HTML report under $(DEMO)/."
+	@echo "  All metrics: source $(VENV)/bin/activate && dvc metrics show. Compare table:"; echo
 	@cat outputs/pipeline/compare/report.md
 
 pipeline: install  ## the pipeline as a DVC experiment with overrides: make pipeline ARGS="-S data=neu"

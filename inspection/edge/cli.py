@@ -34,6 +34,11 @@ def configure_logging() -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+    # ORT's global logger prints a red C++ error when a GPU provider library cannot load (no CUDA libs); our own
+    # warning says the same plainly, with the fallback taken. Real errors still raise as exceptions.
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
 
 
 def inspect_command(model: str, sources: Sequence[str], out: str, device: str = "auto", require_gpu: bool = False,
