@@ -76,7 +76,8 @@ def bare_loop(manifest_csv: Path, spec: PreprocessSpec, a: argparse.Namespace, d
 
 
 def lightning_fit(manifest_csv: Path, spec: PreprocessSpec, a: argparse.Namespace, dev: str, work: Path) -> dict:
-    data = DataConfig(str(manifest_csv), spec, batch_size=a.batch, num_workers=a.workers, augment_on="gpu" if dev == "cuda" else "cpu",
+    # Batched augmentation on the training device, as the bare loop does (on a CPU box that device is the CPU).
+    data = DataConfig(str(manifest_csv), spec, batch_size=a.batch, num_workers=a.workers, augment_on="gpu",
                       augment=AugmentConfig(shift=0.1, brightness=0.0, contrast=0.0))
     tr = TrainerConfig(max_epochs=a.epochs, accelerator="gpu" if dev == "cuda" else "cpu",
                        precision="bf16-mixed" if dev == "cuda" else "32-true", channels_last=dev == "cuda",
@@ -91,7 +92,7 @@ def lightning_fit(manifest_csv: Path, spec: PreprocessSpec, a: argparse.Namespac
     # file-based validation evaluation that `inspection train` also does.
     return {"fit_seconds": res.fit_seconds, "img_per_s": steps * a.batch * a.epochs / res.fit_seconds,
             "val_accuracy": res.val_metrics["accuracy"], "fit_classifier_total_seconds": total,
-            "best_epoch": res.best_epoch, "data_path": "device-resident batches" if dev == "cuda" else "host"}
+            "best_epoch": res.best_epoch, "data_path": "device-resident batches (data.device_cache)"}
 
 
 def main() -> None:

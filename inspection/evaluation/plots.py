@@ -55,7 +55,10 @@ def plot_training_curves(history: list[dict], path: str | Path) -> Path | None:
             a2.plot(ep, [np.nan if v is None else v for v in vals], marker="o", label=key)
     a2.set_xlabel("epoch")
     a2.set_ylim(0, 1.02)
-    a2.legend()
+    if a2.get_lines():
+        a2.legend()
+    else:  # trained without a validation split (e.g. the audit's cross-validation folds)
+        a2.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=a2.transAxes)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
