@@ -41,16 +41,22 @@ def _rows(path: Path) -> dict[str, dict]:
         return {Path(r["path"]).name: r for r in csv.DictReader(f)}
 
 
-def test_cpu_engine_matches_onnx_runner_rows(model_and_images, tmp_path):
-    from inspection.edge.inspector import OnnxInspector
-    from inspection.export import export_model
-
-    ckpt, folder = model_and_images
+def _with_bad_files(folder: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the good images plus one file per bad-input kind; returns it and {name: expected error}."""
     bad = write_bad_images(tmp_path / "bad")
     src = tmp_path / "mixed"
     shutil.copytree(folder, src)
     for name in bad:
         shutil.copy(tmp_path / "bad" / name, src / name)
+    return src, bad
+
+
+def test_cpu_engine_matches_onnx_runner_rows(model_and_images, tmp_path):
+    from inspection.edge.inspector import OnnxInspector
+    from inspection.export import export_model
+
+    ckpt, folder = model_and_images
+    src, bad = _with_bad_files(folder, tmp_path)
     export_model(ckpt, tmp_path / "onnx")
     onnx = OnnxInspector(next((tmp_path / "onnx").glob("*.onnx")), device="cpu")
     eng = TorchInspector(ckpt, device="cpu")
@@ -125,11 +131,7 @@ def test_gpu_nvjpeg_engine_agrees_with_cpu_decode(neu_dir, tmp_path):
 def test_gpu_engine_reports_bad_files_in_a_jpeg_batch(model_and_images, tmp_path):
     """A truncated/corrupt JPEG inside an nvJPEG batch: that file gets its ERROR row, the rest are classified."""
     ckpt, folder = model_and_images
-    bad = write_bad_images(tmp_path / "bad")
-    src = tmp_path / "mixed"
-    shutil.copytree(folder, src)
-    for name in bad:
-        shutil.copy(tmp_path / "bad" / name, src / name)
+    src, bad = _with_bad_files(folder, tmp_path)
     for engine, name in ((TorchInspector(ckpt, device="cuda", precision="fp32"), "gpu.csv"),
                          (TorchInspector(ckpt, device="cpu"), "cpu.csv")):
         run_inspection(engine, [str(src)], tmp_path / name, batch_size=8, progress=Progress(enabled=False))
