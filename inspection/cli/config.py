@@ -39,7 +39,7 @@ def prepare_dataset(data: DictConfig) -> Path:
         if prep.importer == "neu":
             importers.import_neu(src, out, seed=int(prep.seed))
         elif prep.importer == "mvtec":
-            importers.import_mvtec(src, out, seed=int(prep.seed))
+            importers.import_mvtec(src, out, seed=int(prep.seed), binary=bool(prep.get("binary", False)))
         elif prep.importer == "folder":
             importers.import_folder(src, out, seed=int(prep.seed), ok_classes=list(prep.get("ok_classes") or []),
                                     labels_csv=Path(prep.labels_csv) if prep.get("labels_csv") else None)

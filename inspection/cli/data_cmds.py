@@ -74,6 +74,9 @@ def import_cmd(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave unreadable images out instead of failing."
     ),
+    binary: bool = typer.Option(
+        False, "--binary", help="MVTec: two classes, good / defect (type kept in meta_defect_type), same split."
+    ),
 ) -> None:
     """Import a source layout into a self-contained dataset folder and print class x split counts."""
     from inspection.data.importers import import_folder, import_mvtec, import_neu
@@ -81,11 +84,13 @@ def import_cmd(
     try:
         if kind is not SourceKind.folder and (ok_class or labels_csv):
             raise InspectionError("--ok-class and --labels-csv apply to 'folder' imports only")
+        if binary and kind is not SourceKind.mvtec:
+            raise InspectionError("--binary applies to 'mvtec' imports only")
         common = {"seed": seed, "copy": not no_copy, "skip_bad": skip_bad}
         if kind is SourceKind.neu:
             m = import_neu(src, out, **common)
         elif kind is SourceKind.mvtec:
-            m = import_mvtec(src, out, **common)
+            m = import_mvtec(src, out, binary=binary, **common)
         else:
             m = import_folder(src, out, ok_classes=list(ok_class or []), labels_csv=labels_csv, **common)
     except InspectionError as e:

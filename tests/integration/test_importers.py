@@ -237,6 +237,25 @@ def test_cli_import_and_validate(pill_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "OK" in res.stdout
 
 
+def test_cli_binary_mvtec_keeps_the_per_type_split(pill: Manifest, pill_dir: Path, tmp_path: Path) -> None:
+    """--binary: good / defect on exactly the per-type import's split; the type survives in meta_defect_type."""
+    from inspection.data.manifest import load_manifest
+
+    res = CliRunner().invoke(data_app, ["import", "mvtec", str(pill_dir), "--out", str(tmp_path / "b"),
+                                        "--no-copy", "--binary"])
+    assert res.exit_code == 0, res.output
+    b = load_manifest(tmp_path / "b" / "manifest.csv")
+    assert b.classes == ["good", "defect"] and b.ok_classes == ["good"] and b.task == "okng"
+    typed = pill.rows.set_index("path")
+    rows = b.rows.set_index("path").loc[typed.index]
+    assert (rows["split"] == typed["split"]).all()
+    good = typed["label"] == "good"
+    assert (rows.loc[good, "label"] == "good").all() and (rows.loc[~good, "label"] == "defect").all()
+    assert (rows.loc[~good, "meta_defect_type"] == typed.loc[~good, "label"]).all()
+    res = CliRunner().invoke(data_app, ["import", "neu", str(pill_dir), "--out", str(tmp_path / "n"), "--binary"])
+    assert res.exit_code == 2 and "--binary applies to 'mvtec'" in res.stderr
+
+
 def test_cli_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(data_app, ["import", "folder", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from inspection.core.errors import ManifestError
 from inspection.data.importers.folder import Fractions, SourceImage, build_manifest, check_source, list_images
-from inspection.data.manifest import Manifest
+from inspection.data.manifest import Manifest, write_manifest
 
 OK_CLASS = "good"
+DEFECT_CLASS = "defect"  # the one NG class of a binary import
 
 
 def import_mvtec(
@@ -19,12 +20,15 @@ def import_mvtec(
     copy: bool = True,
     fractions: Fractions = (0.6, 0.2, 0.2),
     skip_bad: bool = False,
+    binary: bool = False,
 ) -> Manifest:
     """Pool train/good and test/* and re-split by class, so every defect type appears in train, val and test.
 
     MVTec's own split keeps defects out of train (it is built for anomaly detection); a classifier needs them.
     Paths stay as in the source (`test/crack/003.jpg`), so a copied and a referenced import share one manifest.
     Masks are always copied to out_dir/masks/ (they are small), and `meta_mask` is relative to out_dir.
+    `binary`: two classes, good / defect (the type kept in `meta_defect_type`), on the very same split as the
+    per-type import, so the two framings of one task compare image for image.
     """
     src = check_source(src, out_dir, copy)
     train_dir, test_dir, gt_dir = src / "train", src / "test", src / "ground_truth"
@@ -75,4 +79,15 @@ def import_mvtec(
         dest = Path(out_dir) / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(mask, dest)
-    return manifest
+    return _binary(manifest, out_dir) if binary else manifest
+
+
+def _binary(manifest: Manifest, out_dir: Path) -> Manifest:
+    """good / defect labels over the per-type split; rewrites out_dir/manifest.csv."""
+    rows = manifest.rows.copy()
+    rows["meta_defect_type"] = rows["label"].where(rows["label"] != OK_CLASS, "")
+    rows.loc[rows["label"] != OK_CLASS, "label"] = DEFECT_CLASS
+    binary = Manifest(manifest.name, [OK_CLASS, DEFECT_CLASS], rows, manifest.image_root, [OK_CLASS],
+                      {**manifest.info, "labels": "binary good/defect; type in meta_defect_type"})
+    write_manifest(binary, Path(out_dir) / "manifest.csv")
+    return binary
