@@ -25,7 +25,7 @@ from inspection.curation.simulate import (
     LabelingConfig,
     simulate_campaign,
 )
-from inspection.data.importers import import_folder, import_neu
+from inspection.data.importers import import_folder, import_mvtec, import_neu
 from inspection.data.manifest import Manifest, load_manifest, write_manifest
 from inspection.data.synth import generate_dataset
 
@@ -189,6 +189,39 @@ def test_real_neu_slice(neu_dir, tmp_path):
     amb2 = v2.rows[(v2.rows["meta_multi_defect"] == "1") & (v2.rows["split"] != "test")]
     assert (amb2["label"] == amb2["meta_gold"]).all()  # NEU's file-name convention is the priority rule
     assert res.summary["noise_after"] < res.summary["noise_before"]
+
+
+def test_cli_loop_on_real_pill_images(pill_dir, tmp_path):
+    """simulate-labels → audit (real out-of-fold training) → relabel → curate through the CLI on MVTec pill:
+    every defect image plus 60 good ones; the OK/NG task survives each step and the test split is untouched."""
+    full = import_mvtec(pill_dir, tmp_path / "pill", copy=False)
+    rows = full.rows
+    part = pd.concat([rows[rows["label"] != "good"], rows[rows["label"] == "good"].sort_values("path").head(60)])
+    gold = full.with_rows(part.sort_values("path"))
+    write_manifest(gold, tmp_path / "slice" / "manifest.csv")
+    app = typer.Typer()
+    register(app)
+    run = CliRunner().invoke
+    r = run(app, ["simulate-labels", str(tmp_path / "slice/manifest.csv"), "--out", str(tmp_path / "c"),
+                  "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    v1 = tmp_path / "c" / V1_MANIFEST
+    r = run(app, ["audit", str(v1), "--out", str(tmp_path / "a"), "audit.k=2", "audit.recipe.image_size=32",
+                  "audit.recipe.max_epochs=2", "audit.recipe.torch_threads=1"])
+    assert r.exit_code == 0, r.output
+    queue = pd.read_csv(tmp_path / "a/review_queue.csv")
+    assert 0 < len(queue) <= 0.2 * len(trainval_rows(load_manifest(v1))) + 1
+    assert (tmp_path / "a/defect_book.md").is_file() and (tmp_path / "a/review_queue.png").is_file()
+    r = run(app, ["relabel", str(v1), "--queue", str(tmp_path / "a/review_queue.csv"), "--labels",
+                  str(tmp_path / "c" / HIDDEN_LABELS), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["curate", str(v1), "--consensus", str(tmp_path / "r/consensus.csv"), "--quality",
+                  str(tmp_path / "a/quality.csv"), "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    v2 = load_manifest(tmp_path / "c/manifest_v2.csv")
+    assert v2.ok_classes == ["good"] and v2.task == "okng" and set(v2.classes) == set(full.classes)
+    assert _test_split(v2).equals(_test_split(gold))
+    assert (tmp_path / "c/changelog.md").is_file()
 
 
 def _class_folders(root: Path) -> Path:
