@@ -39,3 +39,11 @@ def compose_help(config_name: str, usage: str) -> str:
     lines += [f"  {g:<22} {', '.join(opts)}" for g, opts in config_groups(conf).items()]
     lines += ["", "Composed defaults:", OmegaConf.to_yaml(cfg)]
     return "\n".join(lines)
+
+
+def answered_help(args: list[str], config_name: str, usage: str) -> bool:
+    """Print the help and return True when `args` ask for it; the verb then stops."""
+    if not wants_help(args):
+        return False
+    print(compose_help(config_name, usage))
+    return True

@@ -48,25 +48,22 @@ def evaluate(ctx: typer.Context) -> None:
 @app.command(context_settings=_HYDRA)
 def search(ctx: typer.Context) -> None:
     """Hyperparameter search with Optuna over Hydra configs (resumable): `inspection search data=neu hparams_search.n_trials=20`."""
-    from inspection.cli.compose_help import compose_help, wants_help
+    from inspection.cli.compose_help import answered_help
     from inspection.cli.search_cmd import search as run
 
-    if wants_help(ctx.args):
-        print(compose_help("train", "Usage: inspection search [KEY=VALUE ...]  (Optuna over conf/train.yaml; "
-                                    "space and trials in conf/hparams_search/)"))
-        return
-    run(ctx)
+    if not answered_help(ctx.args, "train", "Usage: inspection search [KEY=VALUE ...]  (Optuna over "
+                                            "conf/train.yaml; space and trials in conf/hparams_search/)"):
+        run(ctx)
 
 
 @app.command(context_settings=_HYDRA)
 def compare(ctx: typer.Context) -> None:
     """Data-centric vs model-centric on one gold test split: `inspection compare data=neu compare=quick [noise_sweep=true]`."""
     from inspection.cli.compare_cmd import run_compare
-    from inspection.cli.compose_help import compose_help, wants_help
+    from inspection.cli.compose_help import answered_help
 
-    if wants_help(ctx.args):
-        print(compose_help("compare", "Usage: inspection compare [data=neu] [compare=quick|full|tiny] "
-                                      "[noise_sweep=true] [KEY=VALUE ...]"))
+    if answered_help(ctx.args, "compare", "Usage: inspection compare [data=neu] [compare=quick|full|tiny] "
+                                          "[noise_sweep=true] [KEY=VALUE ...]"):
         return
     report = run_compare(list(ctx.args))
     out = report["config"]["out_dir"]
