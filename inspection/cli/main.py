@@ -58,7 +58,7 @@ def search(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_HYDRA)
 def compare(ctx: typer.Context) -> None:
-    """Data-centric vs model-centric on one gold test split: `inspection compare data=neu compare=quick [noise_sweep=true]`."""
+    """Data-centric vs model-centric on one gold test split: `inspection compare data=neu compare=quick`; noise_sweep=true adds the noise curve."""
     from inspection.cli.compare_cmd import run_compare
     from inspection.cli.compose_help import answered_help
 
