@@ -61,20 +61,48 @@ def model_only(engine: TorchInspector, batch: int, iters: int = 30) -> float:
     return batch * iters / (time.perf_counter() - t)
 
 
+def read_ceilings(files: list[str], workers: int, spec, tag: str = "") -> dict:
+    """Reading the files' bytes alone, img/s: pathlib vs os-level reads, threads vs processes (the GIL's share)."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from multiprocessing import get_context
+
+    from inspection.core.file_chunks import read_chunk, read_file
+
+    res: dict = {}
+    t = time.perf_counter()
+    for p in files:
+        Path(p).read_bytes()
+    res[f"read{tag}_pathlib_1_thread"] = len(files) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for p in files:
+        read_file(p)
+    res[f"read{tag}_os_1_thread"] = len(files) / (time.perf_counter() - t)
+    for n in sorted({1, 2, 4, workers}):  # reading is GIL-bound: more threads can be slower
+        with ThreadPoolExecutor(n) as pool:
+            t = time.perf_counter()
+            list(pool.map(read_file, files, chunksize=64))
+            res[f"read{tag}_{n}_threads"] = len(files) / (time.perf_counter() - t)
+    for n in sorted({4, 8, workers}):
+        with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
+            list(pool.map(read_chunk, [files[:8]] * n, [spec] * n, [True] * n))  # start the processes
+            parts = [files[i : i + 64] for i in range(0, len(files), 64)]
+            t = time.perf_counter()
+            list(pool.map(read_chunk, parts, [spec] * len(parts), [True] * len(parts)))
+            res[f"read{tag}_{n}_processes"] = len(files) / (time.perf_counter() - t)
+    return res
+
+
 def stage_ceilings(engine: TorchInspector, files: list[str], batch: int, workers: int) -> dict:
     """Each stage alone, img/s: where the end-to-end time goes (read, CPU decode in threads, nvJPEG, rows)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from inspection.core.file_chunks import read_file
     from inspection.core.postprocess import postprocess
     from inspection.edge.runner import ImageResult, to_row
     from inspection.edge.writers import ResultWriter
 
-    res: dict = {}
-    for n in sorted({1, 2, workers}):  # reading is GIL-bound: more threads can be slower
-        with ThreadPoolExecutor(n) as pool:
-            t = time.perf_counter()
-            datas = list(pool.map(lambda p: Path(p).read_bytes(), files))
-            res[f"read_{n}_threads"] = len(files) / (time.perf_counter() - t)
+    res = read_ceilings(files, workers, engine.spec)
+    datas = [read_file(p) for p in files]
     with ThreadPoolExecutor(workers) as pool:
         t = time.perf_counter()
         list(pool.map(lambda p: resize_image(read_image(p, engine.spec.channels), engine.spec), files))
@@ -113,6 +141,66 @@ def run_engine(engine, list_file: Path, out: Path, batch: int, workers: int | No
     return {"images": s.n_new, "errors": s.errors, "img_per_s": s.images_per_s, "engine": engine.describe()}
 
 
+# (nvJPEG decode, readers, reader count, streams): reading placement × batches in flight, side by side
+VARIANTS = [(True, "threads", 2, 1), (True, "threads", 4, 1), (True, "threads", 2, 2),
+            (True, "processes", 4, 1), (True, "processes", 8, 1), (True, "processes", 16, 1),
+            (True, "processes", 8, 2), (True, "processes", 16, 2),
+            (False, "threads", 16, 1), (False, "processes", 16, 1)]
+SHM_VARIANTS = [(True, "threads", 2, 1), (True, "processes", 8, 1), (True, "processes", 16, 1)]
+
+
+def _time_stages(eng: TorchInspector) -> dict:
+    """Wrap the engine's device-side steps to add up where its time goes (seconds, summed over batches)."""
+    acc = {"classify_s": 0.0, "on_stream_s": 0.0}
+
+    def wrap(name: str, key: str):
+        inner = getattr(eng, name)
+
+        def timed(*args):
+            t = time.perf_counter()
+            try:
+                return inner(*args)
+            finally:
+                acc[key] += time.perf_counter() - t
+        setattr(eng, name, timed)
+
+    wrap("_classify", "classify_s")  # decode + model + verdicts, on the device thread
+    wrap("_classify_on_stream", "on_stream_s")  # the same plus waiting for the batch's reads
+    return acc
+
+
+def engine_variants(ckpt: Path, list_file: Path, out: Path, batch: int, variants: list) -> dict:
+    """img/s per variant: `cold` is the first run (reader processes start inside it), `warm` the second, with
+    the device thread's busy time (classify_s) and its wait for reads (on_stream_s - classify_s) over the wall."""
+    res = {}
+    for gpu_dec, readers, n, streams in variants:
+        eng = TorchInspector(ckpt, device="auto", precision="fp16", gpu_decode=gpu_dec, streams=streams,
+                             readers=readers)
+        name = f"{'nvjpeg' if gpu_dec else 'cpu_decode'}_{n}_{readers}_streams{streams}"
+        cold = run_engine(eng, list_file, out, batch, n)["img_per_s"]
+        acc = _time_stages(eng)
+        t = time.perf_counter()
+        warm = run_engine(eng, list_file, out, batch, n)["img_per_s"]
+        res[name] = {"cold": cold, "warm": warm, "wall_s": time.perf_counter() - t,
+                     **{k: round(v, 3) for k, v in acc.items()}}
+        eng.close()
+        print(name, json.dumps(res[name]), flush=True)
+    return res
+
+
+def shm_copy(files: list[str]) -> list[str] | None:
+    """The same files in RAM (/dev/shm): separates the storage's share of reading from Python's."""
+    import shutil
+
+    root = Path("/dev/shm/inspection-bench")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return [str(shutil.copyfile(p, root / Path(p).name)) for p in files]
+    except OSError as e:
+        print(f"no /dev/shm copy: {e}", flush=True)
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -122,6 +210,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--variants-on-cpu", action="store_true", help="run the engine variants without a GPU too "
+                    "(a dry run of this script with a small model)")
     ap.add_argument("--ort-limit", type=int, default=1800, help="files for the (slow) ONNX Runtime CPU engine")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = ap.parse_args()
@@ -140,13 +230,17 @@ def main() -> None:
         print("stages", json.dumps(res["stage_img_per_s"]), flush=True)
         res["naive_serial_img_per_s"] = naive_loop(torch_engine, files * min(a.repeat, 2), tmp / "naive.csv", a.batch)
         res["torch_engine"] = run_engine(torch_engine, tmp / "all.txt", tmp / "torch.csv", a.batch, a.workers)
-        if torch_engine.device.type == "cuda":  # decode placement × batches in flight, side by side
-            res["torch_engine_variants"] = {
-                f"{'nvjpeg' if gpu_dec else 'cpu_decode_threads'}_streams{n}": run_engine(
-                    TorchInspector(a.checkpoint, device="cuda", precision="fp16", gpu_decode=gpu_dec, streams=n),
-                    tmp / "all.txt", tmp / "v.csv", a.batch, a.workers)["img_per_s"]
-                for gpu_dec in (True, False) for n in (1, 2, 3)}
-            print("variants", json.dumps(res["torch_engine_variants"]), flush=True)
+        print("torch_engine", json.dumps(res["torch_engine"]), flush=True)
+        if torch_engine.device.type == "cuda" or a.variants_on_cpu:
+            res["torch_engine_variants"] = engine_variants(a.checkpoint, tmp / "all.txt", tmp / "v.csv", a.batch,
+                                                           VARIANTS)
+            shm = shm_copy(files)
+            if shm:
+                (tmp / "shm.txt").write_text("\n".join(shm * a.repeat) + "\n")
+                res["shm"] = read_ceilings(shm * min(a.repeat, 3), a.workers or 16, torch_engine.spec, "_shm")
+                res["shm"]["variants"] = engine_variants(a.checkpoint, tmp / "shm.txt", tmp / "v.csv", a.batch,
+                                                         SHM_VARIANTS)
+                print("shm", json.dumps(res["shm"]), flush=True)
         if a.compile and torch_engine.device.type == "cuda":
             compiled = TorchInspector(a.checkpoint, device="cuda", precision="fp16", compile=True)
             run_engine(compiled, tmp / "once.txt", tmp / "warm.csv", a.batch, a.workers)  # compile + autotune

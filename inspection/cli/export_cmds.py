@@ -106,7 +106,7 @@ def inspect_cmd(
     require_gpu: bool = typer.Option(False, "--require-gpu", help="Fail if no GPU provider loads."),
     batch_size: int = typer.Option(32, "--batch-size"),
     workers: int | None = typer.Option(None, "--workers", help="Reader/decode threads (default: min(8, CPUs); "
-                                       "torch engine with nvJPEG: 2 readers)."),
+                                       "torch engine: 2 reader threads with nvJPEG, or min(8, CPUs) processes)."),
     resume: bool = typer.Option(False, "--resume", help="Skip images already in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     fail_on: list[str] | None = typer.Option(
@@ -121,6 +121,8 @@ def inspect_cmd(
     compile_model: bool = typer.Option(False, "--compile", help="torch engine: torch.compile the network."),
     streams: int | None = typer.Option(None, "--streams", help="torch engine: batches in flight, each on its own "
                                        "CUDA stream (default 1; see the README's benchmark table)."),
+    readers: str = typer.Option("threads", "--readers", help="torch engine: read files in threads or processes "
+                                "(processes sidestep the GIL where many small files bound the run)."),
 ) -> None:
     """Inspect images with an exported model: OK / NG / REVIEW per image, streamed to CSV/JSONL."""
     from inspection.edge.cli import inspect_command
@@ -134,9 +136,11 @@ def inspect_cmd(
             from inspection.models.torch_inspector import TorchInspector
 
             return TorchInspector(model, device=device.value, precision=precision, compile=compile_model,
-                                  require_gpu=require_gpu, streams=streams)
+                                  require_gpu=require_gpu, streams=streams, readers=readers)
     elif engine != "onnx":
         raise typer.BadParameter(f"--engine must be onnx or torch, got {engine!r}")
+    elif readers != "threads":
+        raise typer.BadParameter("--readers processes needs --engine torch")
     code = inspect_command(str(model), sources, str(out), device=device.value, require_gpu=require_gpu,
                            batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite,
                            fail_on=fail_on or [], report=str(report) if report else None, top_k=top_k, quiet=quiet,

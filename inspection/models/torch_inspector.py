@@ -7,13 +7,13 @@ through the shared core decode + resize; JPEGs at the model's size are decoded s
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -23,36 +23,15 @@ import torch
 import torch.nn.functional as F
 
 from inspection.core.errors import ImageDecodeError, InspectionError
-from inspection.core.image import check_encoded, decode_image
+from inspection.core.file_chunks import FileChunk, read_chunk
+from inspection.core.image import decode_image
 from inspection.core.postprocess import Verdict, postprocess
 from inspection.core.preprocess import load_model_input, resize_image
 from inspection.edge.runner import ImageResult
 from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
 
-
-@dataclass
-class _Item:
-    """One file on its way through the engine: encoded bytes for nvJPEG, or decoded pixels, or an error."""
-
-    path: str
-    data: bytes | None = None
-    pixels: np.ndarray | None = None
-    error: str | None = None
-
-
-def _read(p: str, spec, gpu_jpeg: bool) -> _Item:
-    """Runs in a reader thread: JPEGs bound for nvJPEG keep their bytes; everything else is decoded and resized
-    here, in parallel (OpenCV releases the GIL), with the core code the edge runner uses."""
-    try:
-        data = Path(p).read_bytes()
-        if gpu_jpeg and check_encoded(data, p) == "jpeg":
-            return _Item(p, data=data)
-        return _Item(p, pixels=resize_image(decode_image(data, p, spec.channels), spec))
-    except ImageDecodeError as e:
-        return _Item(p, error=e.reason)
-    except OSError as e:
-        return _Item(p, error=f"cannot read: {e.strerror or e}")
+READERS = ("threads", "processes")
 
 
 class _Providers:
@@ -68,7 +47,9 @@ class TorchInspector:
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", precision: str = "fp16",
                  compile: bool = False, gpu_decode: bool = True, require_gpu: bool = False,
-                 streams: int | None = None):
+                 streams: int | None = None, readers: str = "threads"):
+        if readers not in READERS:
+            raise InspectionError(f"readers must be one of {', '.join(READERS)}, got {readers!r}")
         p = Path(checkpoint)
         if not p.is_file():
             raise InspectionError(f"{p}: checkpoint not found")
@@ -102,10 +83,14 @@ class TorchInspector:
         # Default 1: on the H200 box, 2-3 streams measured no faster (file reading bound the pipeline there;
         # benchmarks/results/inspect_*.json); more can pay off where storage is faster than decode + network.
         self.streams = max(1, streams) if streams else 1
+        self.readers = readers
+        self._pool: Executor | None = None  # reader pool, kept across runs (processes take a moment to start)
+        self._pool_size = 0
         self._local = threading.local()
         self.providers = _Providers(f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
                                     f"{' compiled' if compile else ''}{' nvjpeg' if self.gpu_decode else ''}"
-                                    f"{f' {self.streams} streams' if self.streams > 1 else ''}")
+                                    f"{f' {self.streams} streams' if self.streams > 1 else ''}"
+                                    f"{' reader processes' if readers == 'processes' else ''}")
 
     @property
     def class_names(self) -> list[str]:
@@ -155,27 +140,54 @@ class TorchInspector:
             out.append(im)
         return torch.stack(out).permute(0, 2, 3, 1)
 
+    def default_workers(self) -> int:
+        """Reader threads or processes when the caller names none."""
+        cpus = os.cpu_count() or 1
+        if self.readers == "processes":
+            return max(1, min(8, cpus))
+        # Reading is mostly Python under the GIL, so reader threads contend; CPU decoding releases the GIL
+        # (OpenCV), so that path gets more threads.
+        return 2 if self.gpu_decode else min(16, cpus)
+
+    def _reader_pool(self, n: int) -> Executor:
+        if self._pool is None or self._pool_size != n:
+            self.close()
+            if self.readers == "processes":
+                # spawn, not fork: this process holds CUDA and threads, which a fork would copy half-made; the
+                # children import only the torch-free core (inspection.core.file_chunks).
+                self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+            else:
+                self._pool = ThreadPoolExecutor(n, thread_name_prefix="read")
+            self._pool_size = n
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the reader threads or processes (they are otherwise kept for the next run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def iter_results(self, paths: Iterable[str], batch_size: int = 256, workers: int | None = None,
                      prefetch: int = 2) -> Iterator[list[ImageResult]]:
-        """Read files in threads; decode (nvJPEG for JPEGs) and classify up to `streams` batches concurrently.
+        """Read files in reader threads or processes; decode (nvJPEG for JPEGs) and classify up to `streams`
+        batches concurrently.
 
         Results come back in input order; at most prefetch + streams - 1 batches are read ahead (bounded memory).
+        Each batch is split over the readers, so one batch's files are read in parallel.
         """
         it = iter(paths)
-        # Reading bytes is mostly Python work under the GIL, so many threads only contend: 16 threads read 8.0k
-        # NEU files/s on the H200 box, where one thread here reads one in ~30 µs. CPU decoding releases the GIL,
-        # so that path gets more threads.
-        default = 2 if self.gpu_decode else min(16, os.cpu_count() or 1)
-        readers = ThreadPoolExecutor(max_workers=workers or default, thread_name_prefix="read")
-        device_workers = ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="device")
-        with readers, device_workers:
+        n = max(1, workers or self.default_workers())
+        part = max(8, -(-batch_size // n))
+        read = partial(read_chunk, spec=self.spec, keep_jpeg=self.gpu_decode)
+        readers = self._reader_pool(n)
+        with ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="device") as device_workers:
             pending: deque = deque()
 
             def submit() -> None:
-                chunk = list(islice(it, batch_size))
-                if chunk:
+                batch = list(islice(it, batch_size))
+                if batch:
                     # starts reading (and CPU decoding) now; the device worker waits for it
-                    reads = readers.map(partial(_read, spec=self.spec, gpu_jpeg=self.gpu_decode), chunk)
+                    reads = readers.map(read, [batch[i : i + part] for i in range(0, len(batch), part)])
                     pending.append(device_workers.submit(self._classify_on_stream, reads))
 
             for _ in range(max(1, prefetch) + self.streams - 1):
@@ -185,28 +197,29 @@ class TorchInspector:
                 submit()
                 yield done
 
-    def _classify_on_stream(self, reads: Iterable) -> list[ImageResult]:
-        items = list(reads)
+    def _classify_on_stream(self, reads: Iterable[FileChunk]) -> list[ImageResult]:
+        chunk = FileChunk.concat(reads)
         if self.device.type != "cuda":
-            return self._classify(items)
+            return self._classify(chunk)
         stream = getattr(self._local, "stream", None)
         if stream is None:  # one stream per device worker thread, reused for every batch it handles
             stream = self._local.stream = torch.cuda.Stream(device=self.device)
         with torch.cuda.stream(stream):
-            return self._classify(items)
+            return self._classify(chunk)
 
-    def _classify(self, items: list[_Item]) -> list[ImageResult]:
-        results = [ImageResult(it.path, error=it.error) for it in items]
-        jpeg_idx = [i for i, it in enumerate(items) if it.data is not None]
-        cpu_idx = [i for i, it in enumerate(items) if it.pixels is not None]
+    def _classify(self, chunk: FileChunk) -> list[ImageResult]:
+        results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
+        jpeg_idx = [i for i, d in enumerate(chunk.data) if d is not None]
+        cpu_idx = [i for i, px in enumerate(chunk.pixels) if px is not None]
+        pixels = dict(zip(cpu_idx, (chunk.pixels[i] for i in cpu_idx), strict=True))
         tensors, slots = [], []
         if jpeg_idx:
-            batch = self._gpu_jpegs([torch.frombuffer(bytearray(items[i].data), dtype=torch.uint8) for i in jpeg_idx])
+            batch = self._gpu_jpegs([torch.frombuffer(bytearray(chunk.data[i]), dtype=torch.uint8) for i in jpeg_idx])
             if batch is None:  # a corrupt JPEG in the batch: decode these on the CPU, each error reported per file
                 for i in jpeg_idx:
                     try:
-                        items[i].pixels = resize_image(decode_image(items[i].data, items[i].path,
-                                                                    self.spec.channels), self.spec)
+                        pixels[i] = resize_image(decode_image(chunk.data[i], chunk.paths[i], self.spec.channels),
+                                                 self.spec)
                         cpu_idx.append(i)
                     except ImageDecodeError as e:
                         results[i].error = e.reason
@@ -215,7 +228,7 @@ class TorchInspector:
                 slots += jpeg_idx
         if cpu_idx:
             cpu_idx.sort()
-            tensors.append(torch.from_numpy(np.stack([items[i].pixels for i in cpu_idx])).to(self.device))
+            tensors.append(torch.from_numpy(np.stack([pixels[i] for i in cpu_idx])).to(self.device))
             slots += cpu_idx
         if tensors:
             probs = self.predict_tensor(torch.cat(tensors)).cpu().numpy()

@@ -73,22 +73,35 @@ def test_cpu_engine_matches_onnx_runner_rows(model_and_images, tmp_path):
             assert abs(float(a[name]["confidence"]) - float(b[name]["confidence"])) < 1e-4
 
 
-def test_concurrent_batches_keep_input_order_and_results(model_and_images, tmp_path):
-    """Several batches in flight (device worker threads) must give the same rows, in the same order, as one."""
+def test_concurrent_batches_and_reader_processes_keep_input_order_and_results(model_and_images, tmp_path):
+    """Several batches in flight (device worker threads), or files read by reader processes, must give the same
+    rows, in the same order, as one batch at a time read by threads, bad files' errors included."""
     ckpt, folder = model_and_images
-    files = sorted(str(p) for p in Path(folder).iterdir()) * 3
+    src, bad = _with_bad_files(folder, tmp_path)
+    files = sorted(str(p) for p in Path(src).iterdir()) * 3
     (tmp_path / "list.txt").write_text("\n".join(files) + "\n")
     outs = {}
-    for streams in (1, 3):
-        eng = TorchInspector(ckpt, device="cpu", streams=streams)
+    for streams, readers in ((1, "threads"), (3, "threads"), (2, "processes")):
+        eng = TorchInspector(ckpt, device="cpu", streams=streams, readers=readers)
         assert eng.streams == streams
-        out = tmp_path / f"s{streams}.csv"
-        s = run_inspection(eng, [str(tmp_path / "list.txt")], out, batch_size=5, progress=Progress(enabled=False))
-        assert s.n_new == len(files) and s.errors == 0
+        out = tmp_path / f"s{streams}{readers}.csv"
+        s = run_inspection(eng, [str(tmp_path / "list.txt")], out, batch_size=5, workers=2,
+                           progress=Progress(enabled=False))
+        assert s.n_new == len(files) and s.errors == 3 * sum(1 for e in bad.values() if e)
         with open(out, newline="") as f:
-            outs[streams] = [(r["path"], r["verdict"], r["confidence"]) for r in csv.DictReader(f)]
-    assert [p for p, _, _ in outs[3]] == files  # input order, batches finishing out of order or not
-    assert outs[1] == outs[3]
+            outs[streams, readers] = [(r["path"], r["verdict"], r["confidence"], r["error"])
+                                      for r in csv.DictReader(f)]
+    base = outs[1, "threads"]
+    assert [row[0] for row in base] == files
+    assert outs[3, "threads"] == base  # input order, batches finishing out of order or not
+    assert outs[2, "processes"] == base
+
+
+def test_unknown_readers_is_refused(model_and_images):
+    from inspection.core.errors import InspectionError
+
+    with pytest.raises(InspectionError, match="readers must be one of"):
+        TorchInspector(model_and_images[0], device="cpu", readers="fibers")
 
 
 def test_cuda_request_without_gpu_is_loud(model_and_images, capsys):
