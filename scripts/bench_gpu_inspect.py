@@ -141,31 +141,31 @@ def run_engine(engine, list_file: Path, out: Path, batch: int, workers: int | No
     return {"images": s.n_new, "errors": s.errors, "img_per_s": s.images_per_s, "engine": engine.describe()}
 
 
-# (nvJPEG decode, readers, reader count, streams): reading placement × batches in flight, side by side
-VARIANTS = [(True, "threads", 2, 1), (True, "threads", 4, 1), (True, "threads", 2, 2),
-            (True, "processes", 4, 1), (True, "processes", 8, 1), (True, "processes", 16, 1),
-            (True, "processes", 8, 2), (True, "processes", 16, 2),
-            (False, "threads", 16, 1), (False, "processes", 16, 1)]
-SHM_VARIANTS = [(True, "threads", 2, 1), (True, "processes", 8, 1), (True, "processes", 16, 1)]
+# (nvJPEG decode, readers, reader count, streams, share of JPEGs the readers decode on the CPU), side by side
+VARIANTS = [(True, "threads", 2, 1, 0.0), (True, "processes", 4, 1, 0.0), (True, "processes", 8, 1, 0.0),
+            (True, "processes", 8, 2, 0.0), (True, "processes", 8, 1, 0.25), (True, "processes", 8, 1, 0.4),
+            (True, "processes", 12, 1, 0.4), (True, "processes", 12, 1, 0.5), (True, "processes", 8, 2, 0.4),
+            (False, "processes", 16, 1, 0.0)]
+SHM_VARIANTS = [(True, "threads", 2, 1, 0.0), (True, "processes", 8, 1, 0.0)]
 
 
 def _time_stages(eng: TorchInspector) -> dict:
-    """Wrap the engine's device-side steps to add up where its time goes (seconds, summed over batches)."""
-    acc = {"classify_s": 0.0, "on_stream_s": 0.0}
+    """Wrap the engine's steps to add up where its time goes (seconds, summed over batches): the device thread's
+    decode + launch (classify_s), the same plus its wait for reads (on_stream_s), and the consumer's wait for the
+    network + verdicts (finish_s, on the main thread)."""
+    acc = {"classify_s": 0.0, "on_stream_s": 0.0, "finish_s": 0.0}
+    classify, on_stream = eng._classify, eng._classify_on_stream
 
-    def wrap(name: str, key: str):
-        inner = getattr(eng, name)
-
-        def timed(*args):
+    def timed(fn, key, wrap_result=False):
+        def call(*args):
             t = time.perf_counter()
-            try:
-                return inner(*args)
-            finally:
-                acc[key] += time.perf_counter() - t
-        setattr(eng, name, timed)
+            out = fn(*args)
+            acc[key] += time.perf_counter() - t
+            return timed(out, "finish_s") if wrap_result else out
+        return call
 
-    wrap("_classify", "classify_s")  # decode + model + verdicts, on the device thread
-    wrap("_classify_on_stream", "on_stream_s")  # the same plus waiting for the batch's reads
+    eng._classify = timed(classify, "classify_s", wrap_result=True)
+    eng._classify_on_stream = timed(on_stream, "on_stream_s")
     return acc
 
 
@@ -173,10 +173,11 @@ def engine_variants(ckpt: Path, list_file: Path, out: Path, batch: int, variants
     """img/s per variant: `cold` is the first run (reader processes start inside it), `warm` the second, with
     the device thread's busy time (classify_s) and its wait for reads (on_stream_s - classify_s) over the wall."""
     res = {}
-    for gpu_dec, readers, n, streams in variants:
+    for gpu_dec, readers, n, streams, share in variants:
         eng = TorchInspector(ckpt, device="auto", precision="fp16", gpu_decode=gpu_dec, streams=streams,
-                             readers=readers)
-        name = f"{'nvjpeg' if gpu_dec else 'cpu_decode'}_{n}_{readers}_streams{streams}"
+                             readers=readers, cpu_decode_share=share)
+        name = f"{'nvjpeg' if gpu_dec else 'cpu_decode'}_{n}_{readers}_streams{streams}" + (
+            f"_cpushare{share:g}" if share else "")
         cold = run_engine(eng, list_file, out, batch, n)["img_per_s"]
         acc = _time_stages(eng)
         t = time.perf_counter()
@@ -210,6 +211,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--shm", action="store_true", help="also read a copy of the files in /dev/shm (storage's share)")
     ap.add_argument("--variants-on-cpu", action="store_true", help="run the engine variants without a GPU too "
                     "(a dry run of this script with a small model)")
     ap.add_argument("--ort-limit", type=int, default=1800, help="files for the (slow) ONNX Runtime CPU engine")
@@ -234,7 +236,7 @@ def main() -> None:
         if torch_engine.device.type == "cuda" or a.variants_on_cpu:
             res["torch_engine_variants"] = engine_variants(a.checkpoint, tmp / "all.txt", tmp / "v.csv", a.batch,
                                                            VARIANTS)
-            shm = shm_copy(files)
+            shm = shm_copy(files) if a.shm else None
             if shm:
                 (tmp / "shm.txt").write_text("\n".join(shm * a.repeat) + "\n")
                 res["shm"] = read_ceilings(shm * min(a.repeat, 3), a.workers or 16, torch_engine.spec, "_shm")

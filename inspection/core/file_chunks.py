@@ -62,14 +62,16 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def read_chunk(paths: list[str], spec: PreprocessSpec, keep_jpeg: bool) -> FileChunk:
+def read_chunk(paths: list[str], spec: PreprocessSpec, keep_jpeg: bool, cpu_share: float = 0.0) -> FileChunk:
     """Read `paths`; JPEGs stay encoded when `keep_jpeg` (a GPU decoder takes them), others are decoded + resized
-    with the core code the edge runner uses. Unreadable or undecodable files get their error, never an exception."""
+    with the core code the edge runner uses. `cpu_share` of the JPEGs, spread evenly, are decoded here anyway:
+    the readers' CPU cores take that part of the decode work off the GPU decoder's one host thread.
+    Unreadable or undecodable files get their error, never an exception."""
     out = FileChunk()
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
             data = read_file(p)
-            if keep_jpeg and check_encoded(data, p) == "jpeg":
+            if keep_jpeg and check_encoded(data, p) == "jpeg" and int((i + 1) * cpu_share) == int(i * cpu_share):
                 out.add(p, data=data)
             else:
                 out.add(p, pixels=resize_image(decode_image(data, p, spec.channels), spec))

@@ -12,7 +12,7 @@ import os
 import pickle
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from itertools import islice
@@ -47,7 +47,9 @@ class TorchInspector:
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", precision: str = "fp16",
                  compile: bool = False, gpu_decode: bool = True, require_gpu: bool = False,
-                 streams: int | None = None, readers: str = "threads"):
+                 streams: int | None = None, readers: str = "threads", cpu_decode_share: float = 0.0):
+        if not 0.0 <= cpu_decode_share <= 1.0:
+            raise InspectionError(f"cpu_decode_share must be within [0, 1], got {cpu_decode_share}")
         if readers not in READERS:
             raise InspectionError(f"readers must be one of {', '.join(READERS)}, got {readers!r}")
         p = Path(checkpoint)
@@ -84,13 +86,15 @@ class TorchInspector:
         # benchmarks/results/inspect_*.json); more can pay off where storage is faster than decode + network.
         self.streams = max(1, streams) if streams else 1
         self.readers = readers
+        self.cpu_decode_share = cpu_decode_share if self.gpu_decode else 0.0
         self._pool: Executor | None = None  # reader pool, kept across runs (processes take a moment to start)
         self._pool_size = 0
         self._local = threading.local()
         self.providers = _Providers(f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
                                     f"{' compiled' if compile else ''}{' nvjpeg' if self.gpu_decode else ''}"
                                     f"{f' {self.streams} streams' if self.streams > 1 else ''}"
-                                    f"{' reader processes' if readers == 'processes' else ''}")
+                                    f"{' reader processes' if readers == 'processes' else ''}"
+                                    f"{f' cpu decode share {self.cpu_decode_share:g}' if self.cpu_decode_share else ''}")
 
     @property
     def class_names(self) -> list[str]:
@@ -178,7 +182,7 @@ class TorchInspector:
         it = iter(paths)
         n = max(1, workers or self.default_workers())
         part = max(8, -(-batch_size // n))
-        read = partial(read_chunk, spec=self.spec, keep_jpeg=self.gpu_decode)
+        read = partial(read_chunk, spec=self.spec, keep_jpeg=self.gpu_decode, cpu_share=self.cpu_decode_share)
         readers = self._reader_pool(n)
         with ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="device") as device_workers:
             pending: deque = deque()
@@ -193,11 +197,11 @@ class TorchInspector:
             for _ in range(max(1, prefetch) + self.streams - 1):
                 submit()
             while pending:
-                done = pending.popleft().result()
+                finish = pending.popleft().result()
                 submit()
-                yield done
+                yield finish()  # verdicts here, while the device worker decodes the next batch
 
-    def _classify_on_stream(self, reads: Iterable[FileChunk]) -> list[ImageResult]:
+    def _classify_on_stream(self, reads: Iterable[FileChunk]) -> Callable[[], list[ImageResult]]:
         chunk = FileChunk.concat(reads)
         if self.device.type != "cuda":
             return self._classify(chunk)
@@ -207,7 +211,8 @@ class TorchInspector:
         with torch.cuda.stream(stream):
             return self._classify(chunk)
 
-    def _classify(self, chunk: FileChunk) -> list[ImageResult]:
+    def _classify(self, chunk: FileChunk) -> Callable[[], list[ImageResult]]:
+        """Decode and start the network on one batch; returns a call that waits for it and adds the verdicts."""
         results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
         jpeg_idx = [i for i, d in enumerate(chunk.data) if d is not None]
         cpu_idx = [i for i, px in enumerate(chunk.pixels) if px is not None]
@@ -230,8 +235,25 @@ class TorchInspector:
             cpu_idx.sort()
             tensors.append(torch.from_numpy(np.stack([pixels[i] for i in cpu_idx])).to(self.device))
             slots += cpu_idx
-        if tensors:
-            probs = self.predict_tensor(torch.cat(tensors)).cpu().numpy()
-            for k, verdict, p in zip(slots, self.decide(probs), probs, strict=True):
-                results[k].probs, results[k].verdict = p, verdict
-        return results
+        if not tensors:
+            return lambda: results
+        probs = self.predict_tensor(torch.cat(tensors))  # queued on this thread's stream, not waited for
+        done = None
+        if probs.is_cuda:
+            # Copy back without blocking this thread, which goes on to decode the next batch meanwhile; the
+            # event marks the copy's end on this stream (the consumer may run on another).
+            host = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
+            host.copy_(probs, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            probs = host
+
+        def finish() -> list[ImageResult]:
+            if done is not None:
+                done.synchronize()
+            p = probs.numpy().copy()
+            for k, verdict, row in zip(slots, self.decide(p), p, strict=True):
+                results[k].probs, results[k].verdict = row, verdict
+            return results
+
+        return finish

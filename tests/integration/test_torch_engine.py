@@ -119,7 +119,8 @@ def test_cuda_request_without_gpu_is_loud(model_and_images, capsys):
 @pytest.mark.gpu
 @cuda
 def test_gpu_nvjpeg_engine_agrees_with_cpu_decode(neu_dir, tmp_path):
-    """NEU JPEGs decoded by nvJPEG on the GPU vs OpenCV on the CPU, same fp32 model: verdicts agree."""
+    """NEU JPEGs decoded by nvJPEG on the GPU vs OpenCV on the CPU vs half each (reader processes decoding a
+    share, two streams), same fp32 model: verdicts agree."""
     from inspection.core.postprocess import Thresholds
     from inspection.core.preprocess import PreprocessSpec
     from inspection.models.checkpoint import save_checkpoint
@@ -132,11 +133,17 @@ def test_gpu_nvjpeg_engine_agrees_with_cpu_decode(neu_dir, tmp_path):
     files = sorted(str(p) for p in (neu_dir / "IMAGES").iterdir())[::15]
     gpu = TorchInspector(ckpt, device="cuda", precision="fp32", gpu_decode=True)
     cpu_decode = TorchInspector(ckpt, device="cuda", precision="fp32", gpu_decode=False)
+    hybrid = TorchInspector(ckpt, device="cuda", precision="fp32", gpu_decode=True, readers="processes",
+                            cpu_decode_share=0.5, streams=2)
     ra = [r for b in gpu.iter_results(files, 64) for r in b]
     rb = [r for b in cpu_decode.iter_results(files, 64) for r in b]
-    pa, pb = np.stack([r.probs for r in ra]), np.stack([r.probs for r in rb])
-    assert (pa.argmax(1) == pb.argmax(1)).mean() >= 0.99
-    assert np.abs(pa - pb).max() < 0.02  # decoder IDCT rounding only
+    rc = [r for b in hybrid.iter_results(files, 64, workers=3) for r in b]
+    hybrid.close()
+    assert [r.path for r in rc] == files
+    pa, pb, pc = (np.stack([r.probs for r in rs]) for rs in (ra, rb, rc))
+    for other in (pb, pc):
+        assert (pa.argmax(1) == other.argmax(1)).mean() >= 0.99
+        assert np.abs(pa - other).max() < 0.02  # decoder IDCT rounding only
 
 
 @pytest.mark.gpu
