@@ -3,7 +3,8 @@
 # data (.gpudata/shared.tgz → ../shared/data), then runs the GPU checks and benchmarks in priority order, each
 # writing its JSON to $OUT as soon as it finishes (a cut-off run still returns what is done).
 # BUDGET_S (default 540): the whole script's wall-clock allowance; the last step (a compare) gets what is left.
-# STEPS (default "train tests inspect compare_neu"): which steps; compare_pill runs the pill compare instead.
+# STEPS (default "train tests inspect compare_neu"): which steps; compare_pill runs the pill compare instead;
+# cli times `inspection inspect` itself on the NEU files x10.
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -26,6 +27,15 @@ has tests && python3 -m pytest -q -p no:cacheprovider -m gpu tests/unit/test_dev
 step bench_gpu_inspect
 has inspect && python3 scripts/bench_gpu_inspect.py --checkpoint "$WORK/pl/model.pt" --manifest "$WORK/neu/manifest.csv" \
   --ort-limit 600 --out "$OUT" 2>&1 | grep -vE "INFO|Warning|warn" | tail -40
+step "inspect CLI, cold (interpreter and reader start included)"
+if has cli; then
+  for i in $(seq 10); do ls "$PWD"/../shared/data/neu-det/IMAGES/*.jpg; done > "$WORK/list.txt"
+  for opts in "" "--readers processes --workers 8" "--readers processes --workers 8 --cpu-decode-share 0.4"; do
+    echo "inspect $opts"
+    /usr/bin/time -f "wall %e s" python3 -m inspection.cli.main inspect "$WORK/pl/model.pt" "$WORK/list.txt" \
+      --out "$WORK/cli.csv" --overwrite --engine torch --device cuda --batch-size 256 --quiet $opts 2>&1 | grep -E "inspected|model:|wall|rror"
+  done
+fi
 compare() {  # compare() DATA TRIALS: the full preset on the GPU with what is left of the budget
   local left=$(( BUDGET_S - ($(date +%s) - START) - 15 )) dir="$OUT/compare_$1_full_gpu"
   step "compare $1 full on the GPU, $2 search trials (${left}s left)"

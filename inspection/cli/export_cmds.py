@@ -123,6 +123,9 @@ def inspect_cmd(
                                        "CUDA stream (default 1; see the README's benchmark table)."),
     readers: str = typer.Option("threads", "--readers", help="torch engine: read files in threads or processes "
                                 "(processes sidestep the GIL where many small files bound the run)."),
+    cpu_decode_share: float = typer.Option(0.0, "--cpu-decode-share", min=0.0, max=1.0,
+                                           help="torch engine with nvJPEG: share of the JPEGs the readers decode "
+                                                "on the CPU, to offload the GPU decoder's one host thread."),
 ) -> None:
     """Inspect images with an exported model: OK / NG / REVIEW per image, streamed to CSV/JSONL."""
     from inspection.edge.cli import inspect_command
@@ -136,11 +139,12 @@ def inspect_cmd(
             from inspection.models.torch_inspector import TorchInspector
 
             return TorchInspector(model, device=device.value, precision=precision, compile=compile_model,
-                                  require_gpu=require_gpu, streams=streams, readers=readers)
+                                  require_gpu=require_gpu, streams=streams, readers=readers,
+                                  cpu_decode_share=cpu_decode_share)
     elif engine != "onnx":
         raise typer.BadParameter(f"--engine must be onnx or torch, got {engine!r}")
-    elif readers != "threads":
-        raise typer.BadParameter("--readers processes needs --engine torch")
+    elif readers != "threads" or cpu_decode_share:
+        raise typer.BadParameter("--readers and --cpu-decode-share need --engine torch")
     code = inspect_command(str(model), sources, str(out), device=device.value, require_gpu=require_gpu,
                            batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite,
                            fail_on=fail_on or [], report=str(report) if report else None, top_k=top_k, quiet=quiet,
