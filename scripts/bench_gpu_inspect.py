@@ -150,22 +150,21 @@ SHM_VARIANTS = [(True, "threads", 2, 1, 0.0), (True, "processes", 8, 1, 0.0)]
 
 
 def _time_stages(eng: TorchInspector) -> dict:
-    """Wrap the engine's steps to add up where its time goes (seconds, summed over batches): the device thread's
-    decode + launch (classify_s), the same plus its wait for reads (on_stream_s), and the consumer's wait for the
-    network + verdicts (finish_s, on the main thread)."""
-    acc = {"classify_s": 0.0, "on_stream_s": 0.0, "finish_s": 0.0}
-    classify, on_stream = eng._classify, eng._classify_on_stream
+    """Wrap the engine's device-side steps to add up where its time goes (seconds, summed over batches): decode +
+    network + verdicts on the device thread (classify_s), and the same plus its wait for the reads (on_stream_s)."""
+    acc = {"classify_s": 0.0, "on_stream_s": 0.0}
 
-    def timed(fn, key, wrap_result=False):
+    def timed(fn, key):
         def call(*args):
             t = time.perf_counter()
-            out = fn(*args)
-            acc[key] += time.perf_counter() - t
-            return timed(out, "finish_s") if wrap_result else out
+            try:
+                return fn(*args)
+            finally:
+                acc[key] += time.perf_counter() - t
         return call
 
-    eng._classify = timed(classify, "classify_s", wrap_result=True)
-    eng._classify_on_stream = timed(on_stream, "on_stream_s")
+    eng._classify = timed(eng._classify, "classify_s")
+    eng._classify_on_stream = timed(eng._classify_on_stream, "on_stream_s")
     return acc
 
 

@@ -106,7 +106,7 @@ def inspect_cmd(
     require_gpu: bool = typer.Option(False, "--require-gpu", help="Fail if no GPU provider loads."),
     batch_size: int = typer.Option(32, "--batch-size"),
     workers: int | None = typer.Option(None, "--workers", help="Reader/decode threads (default: min(8, CPUs); "
-                                       "torch engine: 2 reader threads with nvJPEG, or min(8, CPUs) processes)."),
+                                       "torch engine: 4 reader processes with nvJPEG, min(16, CPUs) threads without)."),
     resume: bool = typer.Option(False, "--resume", help="Skip images already in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     fail_on: list[str] | None = typer.Option(
@@ -121,8 +121,8 @@ def inspect_cmd(
     compile_model: bool = typer.Option(False, "--compile", help="torch engine: torch.compile the network."),
     streams: int | None = typer.Option(None, "--streams", help="torch engine: batches in flight, each on its own "
                                        "CUDA stream (default 1; see the README's benchmark table)."),
-    readers: str = typer.Option("threads", "--readers", help="torch engine: read files in threads or processes "
-                                "(processes sidestep the GIL where many small files bound the run)."),
+    readers: str = typer.Option("auto", "--readers", help="torch engine: read files in threads or processes; auto: "
+                                "processes with nvJPEG on CUDA (they sidestep the GIL), threads otherwise."),
     cpu_decode_share: float = typer.Option(0.0, "--cpu-decode-share", min=0.0, max=1.0,
                                            help="torch engine with nvJPEG: share of the JPEGs the readers decode "
                                                 "on the CPU, to offload the GPU decoder's one host thread."),
@@ -143,7 +143,7 @@ def inspect_cmd(
                                   cpu_decode_share=cpu_decode_share)
     elif engine != "onnx":
         raise typer.BadParameter(f"--engine must be onnx or torch, got {engine!r}")
-    elif readers != "threads" or cpu_decode_share:
+    elif readers != "auto" or cpu_decode_share:
         raise typer.BadParameter("--readers and --cpu-decode-share need --engine torch")
     code = inspect_command(str(model), sources, str(out), device=device.value, require_gpu=require_gpu,
                            batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite,

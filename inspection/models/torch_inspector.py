@@ -12,8 +12,9 @@ import os
 import pickle
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -31,7 +32,7 @@ from inspection.edge.runner import ImageResult
 from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
 
-READERS = ("threads", "processes")
+READERS = ("auto", "threads", "processes")
 
 
 class _Providers:
@@ -47,7 +48,7 @@ class TorchInspector:
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", precision: str = "fp16",
                  compile: bool = False, gpu_decode: bool = True, require_gpu: bool = False,
-                 streams: int | None = None, readers: str = "threads", cpu_decode_share: float = 0.0):
+                 streams: int | None = None, readers: str = "auto", cpu_decode_share: float = 0.0):
         if not 0.0 <= cpu_decode_share <= 1.0:
             raise InspectionError(f"cpu_decode_share must be within [0, 1], got {cpu_decode_share}")
         if readers not in READERS:
@@ -82,10 +83,12 @@ class TorchInspector:
         self.net = torch.compile(net) if compile else net  # default mode: compiles in seconds, not minutes
         self.gpu_decode = gpu_decode and on_gpu
         # Batches in flight at once, each on its own CUDA stream (one decodes while another runs the network).
-        # Default 1: on the H200 box, 2-3 streams measured no faster (file reading bound the pipeline there;
-        # benchmarks/results/inspect_*.json); more can pay off where storage is faster than decode + network.
+        # Default 1: on the H200 box 2 streams measured within noise of 1 (12.3k vs 12.1k img/s with reader
+        # processes; benchmarks/results/inspect_*.json): torchvision's nvJPEG decoder serves one call at a time.
         self.streams = max(1, streams) if streams else 1
-        self.readers = readers
+        # auto: reader processes where nvJPEG decodes (reader threads hold the GIL the decoding thread needs:
+        # on the H200 box 4 processes measured 12.1k img/s vs 7.7k with 2 threads), threads otherwise.
+        self.readers = readers if readers != "auto" else ("processes" if self.gpu_decode else "threads")
         self.cpu_decode_share = cpu_decode_share if self.gpu_decode else 0.0
         self._pool: Executor | None = None  # reader pool, kept across runs (processes take a moment to start)
         self._pool_size = 0
@@ -93,7 +96,7 @@ class TorchInspector:
         self.providers = _Providers(f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
                                     f"{' compiled' if compile else ''}{' nvjpeg' if self.gpu_decode else ''}"
                                     f"{f' {self.streams} streams' if self.streams > 1 else ''}"
-                                    f"{' reader processes' if readers == 'processes' else ''}"
+                                    f"{' reader processes' if self.readers == 'processes' else ''}"
                                     f"{f' cpu decode share {self.cpu_decode_share:g}' if self.cpu_decode_share else ''}")
 
     @property
@@ -148,7 +151,7 @@ class TorchInspector:
         """Reader threads or processes when the caller names none."""
         cpus = os.cpu_count() or 1
         if self.readers == "processes":
-            return max(1, min(8, cpus))
+            return max(1, min(4, cpus))  # 4 measured best on the H200 box (8 and 16: no faster)
         # Reading is mostly Python under the GIL, so reader threads contend; CPU decoding releases the GIL
         # (OpenCV), so that path gets more threads.
         return 2 if self.gpu_decode else min(16, cpus)
@@ -197,11 +200,16 @@ class TorchInspector:
             for _ in range(max(1, prefetch) + self.streams - 1):
                 submit()
             while pending:
-                finish = pending.popleft().result()
+                try:
+                    done = pending.popleft().result()
+                except BrokenProcessPool as e:
+                    self.close()
+                    raise InspectionError(f"a reader process failed ({e}); if this runs from a script, guard its "
+                                          "entry with `if __name__ == '__main__':`, or use readers='threads'") from e
                 submit()
-                yield finish()  # verdicts here, while the device worker decodes the next batch
+                yield done
 
-    def _classify_on_stream(self, reads: Iterable[FileChunk]) -> Callable[[], list[ImageResult]]:
+    def _classify_on_stream(self, reads: Iterable[FileChunk]) -> list[ImageResult]:
         chunk = FileChunk.concat(reads)
         if self.device.type != "cuda":
             return self._classify(chunk)
@@ -211,8 +219,7 @@ class TorchInspector:
         with torch.cuda.stream(stream):
             return self._classify(chunk)
 
-    def _classify(self, chunk: FileChunk) -> Callable[[], list[ImageResult]]:
-        """Decode and start the network on one batch; returns a call that waits for it and adds the verdicts."""
+    def _classify(self, chunk: FileChunk) -> list[ImageResult]:
         results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
         jpeg_idx = [i for i, d in enumerate(chunk.data) if d is not None]
         cpu_idx = [i for i, px in enumerate(chunk.pixels) if px is not None]
@@ -235,25 +242,11 @@ class TorchInspector:
             cpu_idx.sort()
             tensors.append(torch.from_numpy(np.stack([pixels[i] for i in cpu_idx])).to(self.device))
             slots += cpu_idx
-        if not tensors:
-            return lambda: results
-        probs = self.predict_tensor(torch.cat(tensors))  # queued on this thread's stream, not waited for
-        done = None
-        if probs.is_cuda:
-            # Copy back without blocking this thread, which goes on to decode the next batch meanwhile; the
-            # event marks the copy's end on this stream (the consumer may run on another).
-            host = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
-            host.copy_(probs, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record()
-            probs = host
-
-        def finish() -> list[ImageResult]:
-            if done is not None:
-                done.synchronize()
-            p = probs.numpy().copy()
-            for k, verdict, row in zip(slots, self.decide(p), p, strict=True):
-                results[k].probs, results[k].verdict = row, verdict
-            return results
-
-        return finish
+        if tensors:
+            # Waits for the network, so this stream is idle before its next nvJPEG decode: torchvision's CUDA
+            # decoder writes into blocks the caller's stream may still be reading (pytorch/vision PR #9606), so a
+            # copy back left in flight here could let the next batch's decode overwrite this one's input.
+            probs = self.predict_tensor(torch.cat(tensors)).cpu().numpy()
+            for k, verdict, p in zip(slots, self.decide(probs), probs, strict=True):
+                results[k].probs, results[k].verdict = p, verdict
+        return results

@@ -195,3 +195,22 @@ def test_inspect_cli_torch_engine(model_and_images, tmp_path):
     r = CliRunner().invoke(app, ["inspect", str(tmp_path / "junk.pt"), str(folder), "--out",
                                  str(tmp_path / "x.csv"), "--engine", "torch", "--device", "cpu"])
     assert r.exit_code == 2
+
+
+def test_reader_processes_from_an_unguarded_script_fail_clearly(model_and_images, tmp_path):
+    """Spawned readers re-import the caller's script; without a __main__ guard they die at start. The user must
+    get a clear error naming the fix, not a hang or a bare BrokenProcessPool."""
+    import subprocess
+    import sys
+
+    ckpt, folder = model_and_images
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from inspection.models.torch_inspector import TorchInspector\n"
+        f"eng = TorchInspector({str(ckpt)!r}, device='cpu', readers='processes')\n"
+        f"files = sorted(str(p) for p in __import__('pathlib').Path({str(folder)!r}).iterdir())\n"
+        "print(sum(len(b) for b in eng.iter_results(files, 8, workers=2)))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode != 0
+    assert "a reader process failed" in r.stderr and "__main__" in r.stderr, r.stderr[-2000:]
