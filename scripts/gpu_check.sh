@@ -26,7 +26,7 @@ has tests && python3 -m pytest -q -p no:cacheprovider -m gpu tests/unit/test_dev
   tests/integration/test_torch_engine.py 2>&1 | tail -4
 step bench_gpu_inspect
 has inspect && python3 scripts/bench_gpu_inspect.py --checkpoint "$WORK/pl/model.pt" --manifest "$WORK/neu/manifest.csv" \
-  --ort-limit 600 --out "$OUT" 2>&1 | grep -vE "INFO|Warning|warn" | tail -40
+  --ort-limit 600 --out "$OUT" 2>&1 | grep --line-buffered -vE "INFO|Warning|warn|^ |^[{}]"  # per-variant lines as they come
 step "inspect CLI, cold (interpreter and reader start included)"
 if has cli; then
   for i in $(seq 10); do ls "$PWD"/../shared/data/neu-det/IMAGES/*.jpg; done > "$WORK/list.txt"
