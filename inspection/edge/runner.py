@@ -84,10 +84,13 @@ def to_row(r: ImageResult, class_names: list[str], top_k: int, model_hash: str) 
     row: dict = {"path": r.path, "verdict": None, "predicted": None, "confidence": None, "p_ng": None,
                  "top_k": [], "model_hash": model_hash, "error": r.error}
     if r.verdict is not None and r.probs is not None:
-        order = np.argsort(-r.probs, kind="stable")[:top_k]
+        # The verdict's probs are already Python floats in class order; sorted() is stable like argsort(stable).
+        pairs = list(r.verdict.probs.items()) if len(r.verdict.probs) == len(class_names) else \
+            [(c, float(p)) for c, p in zip(class_names, r.probs, strict=True)]
+        top = sorted(pairs, key=lambda cp: -cp[1])[:top_k]
         row.update(verdict=r.verdict.verdict, predicted=r.verdict.predicted,
                    confidence=round(r.verdict.confidence, 6), p_ng=round(r.verdict.p_ng, 6),
-                   top_k=[(class_names[i], round(float(r.probs[i]), 6)) for i in order])
+                   top_k=[(c, round(p, 6)) for c, p in top])
     else:
         row["verdict"] = "ERROR"
     return row

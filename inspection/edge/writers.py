@@ -31,12 +31,15 @@ def csv_columns(top_k: int) -> list[str]:
     return cols + ["model_hash", "error"]
 
 
-def _csv_line(row: dict[str, Any], columns: list[str]) -> str:
-    flat = {k: row.get(k) for k in columns}
-    for i, (cls, prob) in enumerate(row.get("top_k") or [], start=1):
-        flat[f"top{i}_class"], flat[f"top{i}_prob"] = cls, prob
+def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """CSV lines for a batch of rows: one writer per batch (a writer per row cost as much as the row itself)."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(["" if flat.get(c) is None else flat[c] for c in columns])
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        flat = {k: row.get(k) for k in columns}
+        for i, (cls, prob) in enumerate(row.get("top_k") or [], start=1):
+            flat[f"top{i}_class"], flat[f"top{i}_prob"] = cls, prob
+        writer.writerow(["" if flat.get(c) is None else flat[c] for c in columns])
     return buf.getvalue()
 
 
@@ -127,7 +130,7 @@ class ResultWriter:
         if not rows:
             return
         if self.format == "csv":
-            text = "".join(_csv_line(r, self.columns) for r in rows)
+            text = _csv_text(rows, self.columns)
         else:
             text = "".join(json.dumps(_jsonl_row(r), ensure_ascii=False) + "\n" for r in rows)
         self._f.write(text)
