@@ -66,7 +66,8 @@ def read_ceilings(files: list[str], workers: int, spec, tag: str = "") -> dict:
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
     from multiprocessing import get_context
 
-    from inspection.core.file_chunks import read_chunk, read_file
+    from inspection.core.file_chunks import read_chunk
+    from inspection.core.image import read_encoded
 
     res: dict = {}
     t = time.perf_counter()
@@ -75,12 +76,12 @@ def read_ceilings(files: list[str], workers: int, spec, tag: str = "") -> dict:
     res[f"read{tag}_pathlib_1_thread"] = len(files) / (time.perf_counter() - t)
     t = time.perf_counter()
     for p in files:
-        read_file(p)
+        read_encoded(p)
     res[f"read{tag}_os_1_thread"] = len(files) / (time.perf_counter() - t)
     for n in sorted({1, 2, 4, workers}):  # reading is GIL-bound: more threads can be slower
         with ThreadPoolExecutor(n) as pool:
             t = time.perf_counter()
-            list(pool.map(read_file, files, chunksize=64))
+            list(pool.map(read_encoded, files, chunksize=64))
             res[f"read{tag}_{n}_threads"] = len(files) / (time.perf_counter() - t)
     for n in sorted({4, 8, workers}):
         with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
@@ -96,13 +97,13 @@ def stage_ceilings(engine: TorchInspector, files: list[str], batch: int, workers
     """Each stage alone, img/s: where the end-to-end time goes (read, CPU decode in threads, nvJPEG, rows)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from inspection.core.file_chunks import read_file
+    from inspection.core.image import read_encoded
     from inspection.core.postprocess import postprocess
     from inspection.edge.runner import ImageResult, to_row
     from inspection.edge.writers import ResultWriter
 
     res = read_ceilings(files, workers, engine.spec)
-    datas = [read_file(p) for p in files]
+    datas = [read_encoded(p) for p in files]
     with ThreadPoolExecutor(workers) as pool:
         t = time.perf_counter()
         list(pool.map(lambda p: resize_image(read_image(p, engine.spec.channels), engine.spec), files))

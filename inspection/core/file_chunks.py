@@ -6,13 +6,12 @@ small files is mostly Python work under the GIL, which more reader threads only 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from inspection.core.errors import ImageDecodeError
-from inspection.core.image import check_encoded, decode_image
+from inspection.core.image import check_encoded, decode_image, read_encoded
 from inspection.core.preprocess import PreprocessSpec, resize_image
 
 
@@ -46,22 +45,6 @@ class FileChunk:
         return out
 
 
-def read_file(path: str) -> bytes:
-    """The whole file in one read where the size is known: fewer syscalls and objects than Path.read_bytes."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size) if size else b""
-        if len(data) < size or not size:  # a short read, or no size reported (pipes, procfs): read to the end
-            parts = [data]
-            while part := os.read(fd, 1 << 20):
-                parts.append(part)
-            data = b"".join(parts)
-        return data
-    finally:
-        os.close(fd)
-
-
 def read_chunk(paths: list[str], spec: PreprocessSpec, keep_jpeg: bool, cpu_share: float = 0.0) -> FileChunk:
     """Read `paths`; JPEGs stay encoded when `keep_jpeg` (a GPU decoder takes them), others are decoded + resized
     with the core code the edge runner uses. `cpu_share` of the JPEGs, spread evenly, are decoded here anyway:
@@ -70,13 +53,13 @@ def read_chunk(paths: list[str], spec: PreprocessSpec, keep_jpeg: bool, cpu_shar
     out = FileChunk()
     for i, p in enumerate(paths):
         try:
-            data = read_file(p)
+            data = read_encoded(p)
             if keep_jpeg and check_encoded(data, p) == "jpeg" and int((i + 1) * cpu_share) == int(i * cpu_share):
                 out.add(p, data=data)
             else:
                 out.add(p, pixels=resize_image(decode_image(data, p, spec.channels), spec))
         except ImageDecodeError as e:
             out.add(p, error=e.reason)
-        except OSError as e:
-            out.add(p, error=f"cannot read: {e.strerror or e}")
+        except Exception as e:  # an unexpected decoder failure must not stop the batch
+            out.add(p, error=f"{type(e).__name__}: {e}")
     return out

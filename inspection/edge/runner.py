@@ -7,15 +7,17 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from inspection.core.errors import ImageDecodeError, InspectionError
+from inspection.core.errors import InspectionError
+from inspection.core.file_chunks import FileChunk, read_chunk
 from inspection.core.postprocess import Verdict
 from inspection.edge.inspector import OnnxInspector
 from inspection.edge.providers import available_cpus
@@ -36,44 +38,35 @@ class ImageResult:
     error: str | None = None
 
 
-def _decode(inspector: OnnxInspector, path: str) -> tuple[np.ndarray | None, str | None]:
-    try:
-        return inspector.load(path), None
-    except ImageDecodeError as e:
-        return None, e.reason
-    except Exception as e:  # an unexpected decoder failure must not stop the batch
-        return None, f"{type(e).__name__}: {e}"
-
-
 def iter_results(inspector: OnnxInspector, paths: Iterable[str], batch_size: int = 32,
                  workers: int | None = None, prefetch: int = 2) -> Iterator[list[ImageResult]]:
-    """Yield one list of results per batch; at most `prefetch` batches are decoded ahead (bounded memory)."""
+    """Yield one list of results per batch; at most `prefetch` batches are decoded ahead (bounded memory).
+
+    Each batch is split into one chunk per worker thread (OpenCV decodes outside the GIL); every file gets its
+    pixels or its error, so one bad file never stops a batch."""
     if batch_size < 1:
         raise InspectionError(f"batch size must be >= 1, got {batch_size}")
     workers = workers or min(8, available_cpus())
+    part = -(-batch_size // workers)
+    read = partial(read_chunk, spec=inspector.spec, keep_jpeg=False)
     it = iter(paths)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending: deque[list[tuple[str, Future]]] = deque()
+        pending: deque[Iterator[FileChunk]] = deque()
 
         def submit_next() -> None:
-            chunk = list(islice(it, batch_size))
-            if chunk:
-                pending.append([(p, pool.submit(_decode, inspector, p)) for p in chunk])
+            batch = list(islice(it, batch_size))
+            if batch:
+                pending.append(pool.map(read, [batch[i : i + part] for i in range(0, len(batch), part)]))
 
         for _ in range(max(1, prefetch)):
             submit_next()
         while pending:
-            batch = pending.popleft()
+            chunk = FileChunk.concat(pending.popleft())
             submit_next()  # decode the next batch while this one runs through the model
-            results, pixels, slots = [], [], []
-            for path, fut in batch:
-                img, err = fut.result()
-                results.append(ImageResult(path, error=err))
-                if img is not None:
-                    pixels.append(img)
-                    slots.append(len(results) - 1)
-            if pixels:
-                probs = inspector.predict(np.stack(pixels))
+            results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
+            slots = [i for i, px in enumerate(chunk.pixels) if px is not None]
+            if slots:
+                probs = inspector.predict(np.stack([chunk.pixels[i] for i in slots]))
                 for k, verdict, p in zip(slots, inspector.decide(probs), probs, strict=True):
                     results[k].probs, results[k].verdict = p, verdict
             yield results

@@ -160,8 +160,8 @@ class TorchInspector:
         if self._pool is None or self._pool_size != n:
             self.close()
             if self.readers == "processes":
-                # spawn, not fork: this process holds CUDA and threads, which a fork would copy half-made; the
-                # children import only the torch-free core (inspection.core.file_chunks).
+                # spawn, not fork: this process holds CUDA and threads, which a fork would copy half-made. The
+                # children import the caller's main module and the torch-free core (inspection.core.file_chunks).
                 self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
             else:
                 self._pool = ThreadPoolExecutor(n, thread_name_prefix="read")
