@@ -57,9 +57,12 @@ def inspect_command(model: str, sources: Sequence[str], out: str, device: str = 
         inspector = make_inspector() if make_inspector else OnnxInspector(model, device=device, require_gpu=require_gpu)
         if not quiet:
             print(f"model: {inspector.describe()}", file=sys.stderr)
-        summary = run_inspection(inspector, list(sources), out, batch_size=batch_size, workers=workers,
-                                 top_k=top_k, resume=resume, overwrite=overwrite,
-                                 progress=Progress(enabled=not quiet))
+        try:
+            summary = run_inspection(inspector, list(sources), out, batch_size=batch_size, workers=workers,
+                                     top_k=top_k, resume=resume, overwrite=overwrite,
+                                     progress=Progress(enabled=not quiet))
+        finally:
+            getattr(inspector, "close", lambda: None)()  # the torch engine's reader processes end with the run
         if report:
             from inspection.edge.report_html import write_report
 
