@@ -22,8 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from inspection.core.image import read_image  # noqa: E402
-from inspection.core.preprocess import resize_image  # noqa: E402
+from inspection.core.preprocess import load_model_input  # noqa: E402
 from inspection.edge.inspector import OnnxInspector  # noqa: E402
 from inspection.edge.runner import Progress, run_inspection  # noqa: E402
 from inspection.evaluation.machine import device_tag, machine_info  # noqa: E402
@@ -38,7 +37,7 @@ def naive_loop(engine: TorchInspector, paths: list[str], out: Path, batch: int) 
         w = csv.writer(f)
         for i in range(0, len(paths), batch):
             chunk = paths[i : i + batch]
-            pix = np.stack([resize_image(read_image(p, engine.spec.channels), engine.spec) for p in chunk])
+            pix = np.stack([load_model_input(p, engine.spec) for p in chunk])
             probs = engine.predict(pix)
             for p, pr in zip(chunk, probs):
                 w.writerow([p, engine.class_names[int(pr.argmax())], f"{pr.max():.6f}"])
@@ -106,7 +105,7 @@ def stage_ceilings(engine: TorchInspector, files: list[str], batch: int, workers
     datas = [read_encoded(p) for p in files]
     with ThreadPoolExecutor(workers) as pool:
         t = time.perf_counter()
-        list(pool.map(lambda p: resize_image(read_image(p, engine.spec.channels), engine.spec), files))
+        list(pool.map(lambda p: load_model_input(p, engine.spec), files))
         res["read_cpu_decode_threads"] = len(files) / (time.perf_counter() - t)
     if engine.device.type == "cuda":
         from torchvision.io import ImageReadMode, decode_jpeg

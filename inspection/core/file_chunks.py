@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inspection.core.errors import ImageDecodeError
-from inspection.core.image import check_encoded, decode_image, read_encoded
-from inspection.core.preprocess import PreprocessSpec, resize_image
+from inspection.core.image import check_encoded, read_encoded
+from inspection.core.preprocess import PreprocessSpec, decode_model_input
 
 
 @dataclass
@@ -57,7 +57,7 @@ def read_chunk(paths: list[str], spec: PreprocessSpec, keep_jpeg: bool, cpu_shar
             if keep_jpeg and check_encoded(data, p) == "jpeg" and int((i + 1) * cpu_share) == int(i * cpu_share):
                 out.add(p, data=data)
             else:
-                out.add(p, pixels=resize_image(decode_image(data, p, spec.channels), spec))
+                out.add(p, pixels=decode_model_input(data, p, spec))
         except ImageDecodeError as e:
             out.add(p, error=e.reason)
         except Exception as e:  # an unexpected decoder failure must not stop the batch

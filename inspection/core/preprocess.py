@@ -93,8 +93,15 @@ def preprocess(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return normalize(resize_image(img, spec), spec)
 
 
+def decode_model_input(data: bytes, path: str, spec: PreprocessSpec) -> np.ndarray:
+    """Encoded bytes → uint8 pixels at the model's size: the one bytes→pixels step of every reader."""
+    from inspection.core.image import decode_image  # local: image.py is independent of preprocessing
+
+    return resize_image(decode_image(data, path, spec.channels), spec)
+
+
 def load_model_input(path, spec: PreprocessSpec) -> np.ndarray:
     """Read + decode a file and resize it for the model: the one file→pixels path of evaluation, edge and cache."""
-    from inspection.core.image import read_image  # local: image.py is independent of preprocessing
+    from inspection.core.image import read_encoded
 
-    return resize_image(read_image(path, spec.channels), spec)
+    return decode_model_input(read_encoded(path), str(path), spec)

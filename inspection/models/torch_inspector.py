@@ -25,9 +25,8 @@ import torch.nn.functional as F
 
 from inspection.core.errors import ImageDecodeError, InspectionError
 from inspection.core.file_chunks import FileChunk, read_chunk
-from inspection.core.image import decode_image
 from inspection.core.postprocess import Verdict, postprocess
-from inspection.core.preprocess import load_model_input, resize_image
+from inspection.core.preprocess import decode_model_input, load_model_input
 from inspection.edge.runner import ImageResult
 from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
@@ -223,15 +222,13 @@ class TorchInspector:
         results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
         jpeg_idx = [i for i, d in enumerate(chunk.data) if d is not None]
         cpu_idx = [i for i, px in enumerate(chunk.pixels) if px is not None]
-        pixels = dict(zip(cpu_idx, (chunk.pixels[i] for i in cpu_idx), strict=True))
         tensors, slots = [], []
         if jpeg_idx:
             batch = self._gpu_jpegs([torch.frombuffer(bytearray(chunk.data[i]), dtype=torch.uint8) for i in jpeg_idx])
             if batch is None:  # a corrupt JPEG in the batch: decode these on the CPU, each error reported per file
                 for i in jpeg_idx:
                     try:
-                        pixels[i] = resize_image(decode_image(chunk.data[i], chunk.paths[i], self.spec.channels),
-                                                 self.spec)
+                        chunk.pixels[i] = decode_model_input(chunk.data[i], chunk.paths[i], self.spec)
                         cpu_idx.append(i)
                     except ImageDecodeError as e:
                         results[i].error = e.reason
@@ -240,7 +237,7 @@ class TorchInspector:
                 slots += jpeg_idx
         if cpu_idx:
             cpu_idx.sort()
-            tensors.append(torch.from_numpy(np.stack([pixels[i] for i in cpu_idx])).to(self.device))
+            tensors.append(torch.from_numpy(np.stack([chunk.pixels[i] for i in cpu_idx])).to(self.device))
             slots += cpu_idx
         if tensors:
             # Waits for the network, so this stream is idle before its next nvJPEG decode: torchvision's CUDA
