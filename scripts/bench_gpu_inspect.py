@@ -22,9 +22,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from inspect_variants import SHM_VARIANTS, VARIANTS, engine_variants, run_engine  # noqa: E402
+
 from inspection.core.preprocess import load_model_input  # noqa: E402
 from inspection.edge.inspector import OnnxInspector  # noqa: E402
-from inspection.edge.runner import Progress, run_inspection  # noqa: E402
 from inspection.evaluation.machine import device_tag, machine_info  # noqa: E402
 from inspection.export import export_model  # noqa: E402
 from inspection.models.torch_inspector import TorchInspector  # noqa: E402
@@ -114,11 +115,14 @@ def stage_ceilings(engine: TorchInspector, files: list[str], batch: int, workers
             tens = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
             decode_jpeg(tens[:batch], mode=getattr(ImageReadMode, mode), device="cuda")
             torch.cuda.synchronize()
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.thread_time()
             for i in range(0, len(tens), batch):
                 decode_jpeg(tens[i : i + batch], mode=getattr(ImageReadMode, mode), device="cuda")
             torch.cuda.synchronize()
-            res[f"nvjpeg_decode_{mode.lower()}"] = len(tens) / (time.perf_counter() - t)
+            wall = time.perf_counter() - t
+            res[f"nvjpeg_decode_{mode.lower()}"] = len(tens) / wall
+            # near 1: the calling thread's CPU did the (Huffman) work — the hardware decoder was not used
+            res[f"nvjpeg_decode_{mode.lower()}_cpu_share"] = (time.thread_time() - cpu) / wall
     probs = np.random.default_rng(0).dirichlet(np.ones(len(engine.class_names)), batch).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp, ResultWriter(Path(tmp) / "rows.csv", 3) as w:
         t = time.perf_counter()
@@ -135,59 +139,6 @@ def rows_by_path(path: Path) -> dict[str, dict]:
         return {r["path"]: r for r in csv.DictReader(f)}
 
 
-def run_engine(engine, list_file: Path, out: Path, batch: int, workers: int | None) -> dict:
-    s = run_inspection(engine, [str(list_file)], out, batch_size=batch, workers=workers,
-                       progress=Progress(enabled=False), overwrite=True)
-    return {"images": s.n_new, "errors": s.errors, "img_per_s": s.images_per_s, "engine": engine.describe()}
-
-
-# (nvJPEG decode, readers, reader count, streams, share of JPEGs the readers decode on the CPU), side by side
-VARIANTS = [(True, "threads", 2, 1, 0.0), (True, "processes", 4, 1, 0.0), (True, "processes", 8, 1, 0.0),
-            (True, "processes", 8, 2, 0.0), (True, "processes", 8, 1, 0.25), (True, "processes", 8, 1, 0.4),
-            (True, "processes", 12, 1, 0.4), (True, "processes", 12, 1, 0.5), (True, "processes", 8, 2, 0.4),
-            (False, "processes", 16, 1, 0.0)]
-SHM_VARIANTS = [(True, "threads", 2, 1, 0.0), (True, "processes", 8, 1, 0.0)]
-
-
-def _time_stages(eng: TorchInspector) -> dict:
-    """Wrap the engine's device-side steps to add up where its time goes (seconds, summed over batches): decode +
-    network + verdicts on the device thread (classify_s), and the same plus its wait for the reads (on_stream_s)."""
-    acc = {"classify_s": 0.0, "on_stream_s": 0.0}
-
-    def timed(fn, key):
-        def call(*args):
-            t = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                acc[key] += time.perf_counter() - t
-        return call
-
-    eng._classify = timed(eng._classify, "classify_s")
-    eng._classify_on_stream = timed(eng._classify_on_stream, "on_stream_s")
-    return acc
-
-
-def engine_variants(ckpt: Path, list_file: Path, out: Path, batch: int, variants: list) -> dict:
-    """img/s per variant: `cold` is the first run (reader processes start inside it), `warm` the second, with
-    the device thread's busy time (classify_s) and its wait for reads (on_stream_s - classify_s) over the wall."""
-    res = {}
-    for gpu_dec, readers, n, streams, share in variants:
-        eng = TorchInspector(ckpt, device="auto", precision="fp16", gpu_decode=gpu_dec, streams=streams,
-                             readers=readers, cpu_decode_share=share)
-        name = f"{'nvjpeg' if gpu_dec else 'cpu_decode'}_{n}_{readers}_streams{streams}" + (
-            f"_cpushare{share:g}" if share else "")
-        cold = run_engine(eng, list_file, out, batch, n)["img_per_s"]
-        acc = _time_stages(eng)
-        t = time.perf_counter()
-        warm = run_engine(eng, list_file, out, batch, n)["img_per_s"]
-        res[name] = {"cold": cold, "warm": warm, "wall_s": time.perf_counter() - t,
-                     **{k: round(v, 3) for k, v in acc.items()}}
-        eng.close()
-        print(name, json.dumps(res[name]), flush=True)
-    return res
-
-
 def shm_copy(files: list[str]) -> list[str] | None:
     """The same files in RAM (/dev/shm): separates the storage's share of reading from Python's."""
     import shutil
@@ -199,6 +150,45 @@ def shm_copy(files: list[str]) -> list[str] | None:
     except OSError as e:
         print(f"no /dev/shm copy: {e}", flush=True)
         return None
+
+
+def agreement(a_csv: Path, b_csv: Path) -> dict:
+    """Verdicts and top-1 of two engines' rows on the files both inspected."""
+    a_rows, b_rows = rows_by_path(a_csv), rows_by_path(b_csv)
+    common = [p for p in b_rows if p in a_rows]
+    return {
+        "n": len(common),
+        "verdict_agree": float(np.mean([a_rows[p]["verdict"] == b_rows[p]["verdict"] for p in common])),
+        "predicted_agree": float(np.mean([a_rows[p]["predicted"] == b_rows[p]["predicted"] for p in common])),
+        "max_abs_confidence_diff": float(max(abs(float(a_rows[p]["confidence"]) - float(b_rows[p]["confidence"]))
+                                             for p in common)),
+    }
+
+
+def ort_gpu_engines(tmp: Path, a: argparse.Namespace) -> dict:
+    """ONNX Runtime on the GPU (CUDA, then TensorRT) where this ORT build has the provider, on every file, fp32
+    and fp16 models; agreement with the torch engine's rows. Readers decode on the CPU (the edge runner)."""
+    import onnxruntime as ort
+
+    res: dict = {"ort_providers_available": ort.get_available_providers()}
+    wanted = [d for d, p in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider"))
+              if p in res["ort_providers_available"]]
+    if not wanted:
+        return res
+    rep16 = export_model(a.checkpoint, tmp / "onnx16", "fp16", data=a.manifest, device="cuda")
+    res["export_fp16_accepted"] = rep16.accepted
+    for device in wanted:
+        for prec, folder in (("fp32", tmp / "onnx"), ("fp16", tmp / "onnx16")):
+            key = f"ort_{device}_{prec}"
+            try:
+                eng = OnnxInspector(next(folder.glob("*.onnx")), device=device, require_gpu=True)
+                run_engine(eng, tmp / "once.txt", tmp / "warm.csv", a.batch, a.workers)  # engine build, warm-up
+                res[key] = run_engine(eng, tmp / "all.txt", tmp / f"{key}.csv", a.batch, a.workers)
+                res[key]["agreement_with_torch"] = agreement(tmp / "torch.csv", tmp / f"{key}.csv")
+            except Exception as e:  # a provider that lists but does not run: record why, time the rest
+                res[key] = {"error": f"{type(e).__name__}: {e}"}
+            print(key, json.dumps(res[key], default=str), flush=True)
+    return res
 
 
 def main() -> None:
@@ -248,15 +238,8 @@ def main() -> None:
             res["torch_engine_compiled"] = run_engine(compiled, tmp / "all.txt", tmp / "tc.csv", a.batch, a.workers)
         ort = OnnxInspector(next((tmp / "onnx").glob("*.onnx")), device="cpu")
         res["ort_cpu"] = run_engine(ort, tmp / "once.txt", tmp / "ort.csv", min(a.batch, 32), a.workers)
-        t_rows, o_rows = rows_by_path(tmp / "torch.csv"), rows_by_path(tmp / "ort.csv")
-        common = [p for p in o_rows if p in t_rows]
-        res["agreement_torch_vs_ort"] = {
-            "n": len(common),
-            "verdict_agree": float(np.mean([t_rows[p]["verdict"] == o_rows[p]["verdict"] for p in common])),
-            "predicted_agree": float(np.mean([t_rows[p]["predicted"] == o_rows[p]["predicted"] for p in common])),
-            "max_abs_confidence_diff": float(max(abs(float(t_rows[p]["confidence"]) - float(o_rows[p]["confidence"]))
-                                                 for p in common)),
-        }
+        res["agreement_torch_vs_ort"] = agreement(tmp / "torch.csv", tmp / "ort.csv")
+        res.update(ort_gpu_engines(tmp, a))
     res["ratio_torch_engine_vs_naive"] = res["torch_engine"]["img_per_s"] / res["naive_serial_img_per_s"]
     res["target_img_per_s"] = 15000
     a.out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@
 # writing its JSON to $OUT as soon as it finishes (a cut-off run still returns what is done).
 # BUDGET_S (default 540): the whole script's wall-clock allowance; the last step (a compare) gets what is left.
 # STEPS (default "train tests inspect compare_neu"): which steps; compare_pill runs the pill compare instead;
-# cli times `inspection inspect` itself on the NEU files x10.
+# cli times `inspection inspect` itself on the NEU files x10; ort_gpu installs onnxruntime-gpu from parts staged
+# by earlier calls (scripts/stage_ort_gpu.sh) so the inspection benchmark also times ONNX Runtime on the GPU.
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -24,6 +25,14 @@ has train && python3 scripts/bench_train.py --out "$OUT" --keep "$WORK/pl" 2>&1 
 step gpu tests
 has tests && python3 -m pytest -q -p no:cacheprovider -m gpu tests/unit/test_device_batches.py \
   tests/integration/test_torch_engine.py 2>&1 | tail -4
+step "onnxruntime-gpu from the parts staged in /tmp/ortgpu (scripts/stage_ort_gpu.sh)"
+if has ort_gpu; then
+  sums=$PWD/.ortgpu/SHA256SUMS whl=/tmp/ortgpu/$(awk '{print $2}' .ortgpu/SHA256SUMS)
+  cat /tmp/ortgpu/part.* > "$whl" && (cd /tmp/ortgpu && sha256sum -c "$sums") &&
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site-ort "$whl" &&
+    export PYTHONPATH=/tmp/site-ort:$PYTHONPATH  # ahead of the machine's CPU onnxruntime
+  python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
+fi
 step bench_gpu_inspect
 has inspect && python3 scripts/bench_gpu_inspect.py --checkpoint "$WORK/pl/model.pt" --manifest "$WORK/neu/manifest.csv" \
   --ort-limit 600 --out "$OUT" 2>&1 | grep --line-buffered -vE "INFO|Warning|warn|^ |^[{}]"  # per-variant lines as they come

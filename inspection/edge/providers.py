@@ -77,10 +77,31 @@ def _provider_options(name: str) -> dict:
     return {}
 
 
+_preloaded = False
+
+
+def preload_gpu_libraries() -> None:
+    """Load CUDA / cuDNN from the nvidia-* pip packages (onnxruntime-gpu[cuda,cudnn]) before the first GPU session.
+
+    Without torch in the process nothing else loads them, and the CUDA provider would fail to find libcudart /
+    libcudnn unless the system's LD_LIBRARY_PATH names them. A no-op on CPU builds and when already loaded.
+    """
+    global _preloaded
+    if _preloaded or CUDA not in ort.get_available_providers() or not hasattr(ort, "preload_dlls"):
+        return
+    _preloaded = True
+    try:
+        ort.preload_dlls()
+    except Exception as e:  # libraries from the system path may still work: the provider check below says
+        log.warning("could not preload CUDA/cuDNN from the nvidia pip packages: %s", e)
+
+
 def create_session(model_path: str, device: str = "auto", require_gpu: bool = False,
                    threads: int | None = None) -> tuple[ort.InferenceSession, ProviderChoice]:
     """Build an InferenceSession; compare the providers actually loaded with the request and say so loudly."""
     requested = requested_providers(device)
+    if requested[0] != CPU:
+        preload_gpu_libraries()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # ORT's own provider-load chatter; our warning below says it plainly
     if threads or available_cpus() < (os.cpu_count() or 1):

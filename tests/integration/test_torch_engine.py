@@ -97,6 +97,23 @@ def test_concurrent_batches_and_reader_processes_keep_input_order_and_results(mo
     assert outs[2, "processes"] == base
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_engine_gives_the_eager_verdicts(model_and_images, tmp_path):
+    """torch.compile with a named mode (reduce-overhead: CUDA graphs on a GPU) changes speed, not results."""
+    ckpt, folder = model_and_images
+    eager = TorchInspector(ckpt, device="cpu", readers="threads")
+    compiled = TorchInspector(ckpt, device="cpu", readers="threads", compile="reduce-overhead")
+    assert "compiled reduce-overhead" in compiled.describe() and "compiled" not in eager.describe()
+    for eng, name in ((eager, "eager.csv"), (compiled, "compiled.csv")):
+        run_inspection(eng, [str(folder)], tmp_path / name, batch_size=16, progress=Progress(enabled=False))
+    a, b = _rows(tmp_path / "eager.csv"), _rows(tmp_path / "compiled.csv")
+    assert a.keys() == b.keys() and len(a) == 24
+    for k in a:
+        assert a[k]["verdict"] == b[k]["verdict"] and a[k]["predicted"] == b[k]["predicted"]
+        assert abs(float(a[k]["confidence"]) - float(b[k]["confidence"])) < 1e-4
+
+
 def test_unknown_readers_is_refused(model_and_images):
     from inspection.core.errors import InspectionError
 
