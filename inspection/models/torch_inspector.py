@@ -95,7 +95,8 @@ class TorchInspector:
         self._pool_size = 0
         self._local = threading.local()
         self.providers = _Providers(f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
-                                    f"{' compiled' if compile else ''}{f' {compile}' if isinstance(compile, str) else ''}{' nvjpeg' if self.gpu_decode else ''}"
+                                    f"{' compiled' if compile else ''}{f' {compile}' if isinstance(compile, str) else ''}"
+                                    f"{' nvjpeg' if self.gpu_decode else ''}"
                                     f"{f' {self.streams} streams' if self.streams > 1 else ''}"
                                     f"{' reader processes' if self.readers == 'processes' else ''}"
                                     f"{f' cpu decode share {self.cpu_decode_share:g}' if self.cpu_decode_share else ''}")
