@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO := outputs/demo
 PYTEST_ARGS ?=
 
-.PHONY: help install demo pipeline test test-fast lint browser edge-venv bench clean
+.PHONY: help install demo pipeline test test-fast lint browser clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -197,6 +197,17 @@ def _no_commits_yet(cwd: str | Path = ".") -> bool:
     return state.in_repo and not state.has_commits
 
 
+def missing_pipeline_outputs() -> list[str]:
+    """The dvc.yaml outputs (of the DVC project around the working directory) that are not on disk."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo() as repo:
+            return [str(o) for o in repo.index.outs if not o.exists]
+    except Exception:  # no DVC project, or one DVC cannot read: DVCLive says so itself
+        return []
+
+
 def dvclive_logger(dir: str = "dvclive", **kwargs):  # noqa: A002 - DVCLive's own argument name
     """Lightning's DVCLiveLogger, also in a git repository that has no commit yet.
 
@@ -209,6 +220,12 @@ def dvclive_logger(dir: str = "dvclive", **kwargs):  # noqa: A002 - DVCLive's ow
 
     kwargs["dir"] = str(dir)
     if not _no_commits_yet():
+        if kwargs.get("save_dvc_exp", True) and not os.environ.get("DVC_ROOT"):  # DVC_ROOT: inside dvc repro/exp
+            missing = missing_pipeline_outputs()
+            if missing:  # `dvc exp save` would fail at the end of the run with DVC's "output ... does not exist"
+                log.warning("DVCLive logs to %s but saves no DVC experiment: DVC saves one only when every dvc.yaml "
+                            "output exists (%d missing, e.g. %s); run `dvc repro` once", dir, len(missing), missing[0])
+                kwargs["save_dvc_exp"] = False
         return DVCLiveLogger(**kwargs)
     from unittest import mock
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import typer
+try:
+    import typer
+except ModuleNotFoundError as e:  # the torch-free edge install ships no CLI dependencies
+    sys.exit(f"the `inspection` command needs the training install (pip install '.[train]'; missing: {e.name}). "
+             "On an edge box run `python -m inspection.edge MODEL.onnx SOURCES --out results.csv` instead.")
 
 app = typer.Typer(
     help="Visual defect inspection: train (Hydra), evaluate, export to ONNX, inspect folders, audit labels.",

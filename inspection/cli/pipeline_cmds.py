@@ -75,7 +75,7 @@ def params_cmd(
     out: Path | None = typer.Option(None, "--out", help="Where to write (default: params.yaml of the project)."),
     check: bool = typer.Option(False, "--check", help="Only check that params.yaml matches conf/; exit 1 if not."),
 ) -> None:
-    """Generate params.yaml from conf/ (.dvc/config [hydra]); run it after editing any file under conf/."""
+    """Generate params.yaml from conf/ (as the `hydra` section of .dvc/config says); run it after editing conf/."""
     import tempfile
 
     from hydra.errors import HydraException

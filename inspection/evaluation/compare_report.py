@@ -24,7 +24,9 @@ def plot_arms(arms: dict[str, dict], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for k, (metric, colour) in enumerate((("accuracy", "#3b6ea8"), ("macro_f1", "#e39b3b"))):
         means = [arms[n][metric]["mean"] for n in names]
-        errs = [0 if np.isnan(arms[n][metric]["ci95"]) else arms[n][metric]["ci95"] for n in names]
+        bounds = [(m, m) if np.isnan(arms[n][metric]["ci95"]) else ci_bounds(arms[n][metric])
+                  for n, m in zip(names, means)]
+        errs = [[m - lo for m, (lo, _) in zip(means, bounds)], [hi - m for m, (_, hi) in zip(means, bounds)]]
         bars = ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=errs, capsize=4, label=metric, color=colour)
         for b, m in zip(bars, means):
             ax.text(b.get_x() + b.get_width() / 2, m + 0.01, f"{100 * m:.1f}", ha="center", va="bottom", fontsize=8)
@@ -57,9 +59,18 @@ def plot_noise_curve(points: dict[str, dict[float, float]], path: Path, title: s
     return path
 
 
+def ci_bounds(d: dict) -> tuple[float, float]:
+    """The t-interval clipped to [0, 1]: a rate cannot leave it, whatever few seeds' spread says."""
+    return max(0.0, d["mean"] - d["ci95"]), min(1.0, d["mean"] + d["ci95"])
+
+
 def _pct(d: dict) -> str:
-    ci = "" if np.isnan(d["ci95"]) else f" ± {100 * d['ci95']:.1f}"
-    return f"{100 * d['mean']:.1f}{ci}"
+    if np.isnan(d["ci95"]):
+        return f"{100 * d['mean']:.1f}"
+    lo, hi = ci_bounds(d)
+    if lo == 0.0 or hi == 1.0:  # clipped: a symmetric ± would claim impossible values
+        return f"{100 * d['mean']:.1f} (CI {100 * lo:.1f}–{100 * hi:.1f})"
+    return f"{100 * d['mean']:.1f} ± {100 * d['ci95']:.1f}"
 
 
 def render_markdown(report: dict) -> str:
@@ -68,7 +79,7 @@ def render_markdown(report: dict) -> str:
     base = arms["baseline"]["accuracy"]["mean"] if "baseline" in arms else None
     lines = [f"# Data-centric vs model-centric — {report['dataset']}", "",
              f"Gold test split: {report['n_test']} images, identical in every arm; {report['n_seeds']} seeds per arm. "
-             "Mean ± 95% CI over seeds (t-interval).", "",
+             "Mean ± 95% CI over seeds (t-interval; shown as a range where it reaches 0 or 100%).", "",
              "| arm | trained on | accuracy % | macro-F1 % | Δ acc vs baseline (pt) |", "|---|---|---|---|---|"]
     for name, a in arms.items():
         delta = "" if base is None else f"{100 * (a['accuracy']['mean'] - base):+.1f}"

@@ -128,7 +128,7 @@ class GateReport:
         return asdict(self)
 
     def to_text(self) -> str:
-        head = (f"{self.precision} gate {'PASSED' if self.passed else 'FAILED'} on {self.n} validation images: "
+        head = (f"{self.precision} gate {'PASSED' if self.passed else 'FAILED'} on {self.n} labelled images: "
                 f"accuracy {self.accuracy:.2%} vs fp32 {self.accuracy_ref:.2%} (drop {self.accuracy_drop_pt:+.2f} pt,"
                 f" limit {self.max_accuracy_drop_pt} pt); worst class recall drop "
                 f"{max(self.recall_drop_pt.values(), default=0.0):+.2f} pt (limit {self.max_recall_drop_pt} pt)")

@@ -60,6 +60,8 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction,
                                 sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True)
+    if study.trials:  # resumed: the sampler's random state is not stored, and the same seed would replay trial 1
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     remaining = max(0, n_trials - len(done))
     if done:

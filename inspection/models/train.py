@@ -112,9 +112,15 @@ def fit_classifier(
     dm = DefectDataModule(data)
     ok = list(dm.manifest.ok_classes)
     thr = {"ok_classes": ok, **(thresholds or {})} if ok else (thresholds or {})
+    mhash = manifest_hash(dm.manifest)
     dataset_info = {"name": dm.manifest.name, "manifest": str(Path(data.manifest).resolve()),
-                    "manifest_hash": manifest_hash(dm.manifest), **dm.manifest.info.get("dvc", {})}
-    extra = {"dataset": dataset_info, "lineage": lineage or {}, "seed": seed}
+                    "manifest_hash": mhash, "version": dataset_version(dm.manifest.info, lineage or {}, mhash),
+                    **dm.manifest.info.get("dvc", {})}
+    config = _plain({"data": {**asdict(data), "spec": data.spec.to_dict()}, "model": asdict(model),
+                     "optim": asdict(optim), "trainer": asdict(trainer)})
+    hparams = {"model": config["model"], "optim": config["optim"], "max_epochs": trainer.max_epochs,
+               "precision": trainer.precision, "batch_size": data.batch_size, "augment_on": data.augment_on}
+    extra = {"dataset": dataset_info, "lineage": lineage or {}, "seed": seed, "hparams": hparams}
     net = DefectClassifier(
         backbone=model.backbone, class_names=dm.class_names, preprocess=data.spec.to_dict(), thresholds=thr,
         lr=optim.lr, weight_decay=optim.weight_decay, scheduler=optim.scheduler,
@@ -161,15 +167,34 @@ def fit_classifier(
             continue
         metrics = evaluate_model(loaded, data.manifest, split, out / f"eval_{split}", device=device)
         setattr(result, f"{split}_metrics", metrics)
+    headlines = {s: _headline(getattr(result, f"{s}_metrics")) for s in evaluate_splits}
+    if any(headlines.values()):  # the checkpoint carries its own scores (the model card quotes them)
+        extra["metrics"] = _plain({s: h for s, h in headlines.items() if h})
+        save_checkpoint(ckpt, net.plain_net(), model.backbone, dm.class_names, data.spec, net.thresholds, extra)
     summary = {
         "fit_seconds": fit_seconds, "epochs": trainer.max_epochs, "best_epoch": best.best_epoch, "seed": seed, "backbone": model.backbone,
         "dataset": dataset_info, "history": history.history,
         "val": _headline(result.val_metrics), "test": _headline(result.test_metrics),
-        "config": {"data": {**asdict(data), "spec": data.spec.to_dict()}, "model": asdict(model),
-                   "optim": asdict(optim), "trainer": asdict(trainer)},
+        "config": config,
     }
     atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return result
+
+
+def dataset_version(info: dict, lineage: dict, mhash: str) -> str:
+    """What names this data's version: a curated manifest's label (v2), else the md5 DVC records for the data,
+    else the manifest's own content hash."""
+    if info.get("version"):
+        return str(info["version"])
+    outs = lineage.get("dvc", {}).get("outs") or []
+    if outs and outs[0].get("md5"):
+        return f"dvc:{outs[0]['md5']}"
+    return f"manifest:{mhash[:12]}"
+
+
+def _plain(obj):
+    """Only str / number / bool / None / list / dict, so the checkpoint loads with weights_only=True."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _reset_distributed(env_before: dict) -> None:

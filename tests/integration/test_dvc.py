@@ -240,6 +240,41 @@ def test_dvclive_logger_before_the_first_commit(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "dvclive" / "metrics.json").read_text())["val"]["acc"] == 0.5
 
 
+def _dvc_project(root: Path, stage_out: str) -> None:
+    run(["git", "init", "-q"], root)
+    run([DVC, "init", "-q"], root)
+    (root / "dvc.yaml").write_text(f"stages:\n  make:\n    cmd: mkdir -p {stage_out}\n    outs:\n      - {stage_out}\n")
+    (root / ".gitignore").write_text(f"/{stage_out}\n/dvclive\n")
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+
+
+def _one_run(root: Path) -> None:
+    from inspection.cli.lineage import dvclive_logger
+
+    logger = dvclive_logger(dir=str(root / "dvclive"), dvcyaml=False, save_dvc_exp=True)
+    logger.log_metrics({"val/acc": 0.5}, step=0)
+    logger.finalize("success")
+
+
+def test_dvclive_outside_the_pipeline_saves_an_experiment(tmp_path, monkeypatch, caplog):
+    """`inspection train logger=dvclive` after `dvc repro` → `dvc exp list` shows the run; before it (a dvc.yaml
+    output missing) DVC cannot save one: the factory says so up front and still logs."""
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    _dvc_project(tmp_path, "made")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="inspection"):
+        _one_run(tmp_path)
+    assert "saves no DVC experiment" in caplog.text and "made" in caplog.text and "dvc repro" in caplog.text
+    assert json.loads((tmp_path / "dvclive" / "metrics.json").read_text())["val"]["acc"] == 0.5
+    assert run([DVC, "exp", "list", "--name-only"], tmp_path).stdout.strip() == ""
+    caplog.clear()
+    run([DVC, "repro", "-q"], tmp_path)
+    _one_run(tmp_path)
+    assert "saves no DVC experiment" not in caplog.text
+    assert len(run([DVC, "exp", "list", "--name-only"], tmp_path).stdout.split()) == 1
+
+
 def test_mlflow_logger_explains_what_is_missing(monkeypatch):
     import importlib.util
 

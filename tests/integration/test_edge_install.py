@@ -19,10 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _edge_venv() -> Path:
-    """`.venv-edge/` beside the repo's .venv, rebuilt when pyproject.toml changes (install ~1 minute)."""
+    """`.venv-edge/` beside the repo's .venv, rebuilt when pyproject.toml or the package's code changes (the install
+    is a copy, not editable; ~1 minute)."""
     venv = REPO / ".venv-edge"
-    stamp = venv / ".pyproject-sha256"
-    want = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = venv / ".source-sha256"
+    h = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    for f in sorted((REPO / "inspection").rglob("*.py")):
+        h.update(f.read_bytes())
+    want = h.hexdigest()
     py = venv / "bin" / "python"
     if not (py.exists() and stamp.exists() and stamp.read_text() == want):
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
@@ -58,3 +62,7 @@ def test_edge_only_venv_inspects_a_folder(tmp_path):
     where = subprocess.run([str(py), "-c", "import inspection, sys; print(inspection.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert ".venv-edge" in where
+    # the training CLI is not installed there: its console script says what to run instead
+    cli = subprocess.run([str(py.parent / "inspection"), "--help"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert cli.returncode != 0 and "python -m inspection.edge" in cli.stderr and "[train]" in cli.stderr

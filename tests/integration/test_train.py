@@ -61,6 +61,22 @@ def test_checkpoint_roundtrip_weights_only(trained):
     assert a.extra["dataset"]["manifest_hash"]
 
 
+def test_checkpoint_carries_hyperparameters_metrics_and_dataset_version(trained, tmp_path):
+    """model.pt says how it was trained and how it scored; the exported model card quotes both."""
+    from inspection.export import export_model
+
+    extra = load_checkpoint(trained.checkpoint).extra
+    assert extra["hparams"]["optim"]["lr"] == 3e-3 and extra["hparams"]["max_epochs"] == 12
+    assert extra["hparams"]["model"]["backbone"] == "tiny_cnn" and extra["hparams"]["batch_size"] == 16
+    assert extra["metrics"]["test"]["accuracy"] == pytest.approx(trained.test_metrics["accuracy"])
+    assert extra["metrics"]["val"]["n"] == trained.val_metrics["n"]
+    # no DVC here, no curated version: the manifest's content hash names the data
+    assert extra["dataset"]["version"] == "manifest:" + extra["dataset"]["manifest_hash"][:12]
+    card = export_model(trained.checkpoint, tmp_path / "onnx").exported.card
+    assert card.metrics["checkpoint"]["test"]["accuracy"] == pytest.approx(trained.test_metrics["accuracy"])
+    assert card.dataset["version"] == extra["dataset"]["version"]
+
+
 def test_device_batches_fit_keeps_best_epoch_weights(steel_manifest, tmp_path):
     """augment_on=gpu + device_cache (here on the CPU): batches drawn in place; model.pt = the best val epoch,
     the same weights Lightning's ModelCheckpoint picks when it is switched on."""
