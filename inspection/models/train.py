@@ -174,7 +174,7 @@ def fit_classifier(
     summary = {
         "fit_seconds": fit_seconds, "epochs": trainer.max_epochs, "best_epoch": best.best_epoch, "seed": seed, "backbone": model.backbone,
         "dataset": dataset_info, "history": history.history,
-        "val": _headline(result.val_metrics), "test": _headline(result.test_metrics),
+        "val": headlines.get("val"), "test": headlines.get("test"),
         "config": config,
     }
     atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
