@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from inspection.core.errors import InspectionError
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig
 from inspection.data.datamodule import DataConfig
@@ -67,16 +69,33 @@ def data_config(cfg: DictConfig, manifest: Path) -> DataConfig:
     )
 
 
+def typed_config(cls, values: dict, group: str):
+    """cls(**values), checking numbers and booleans first: `optim.lr=fast` must fail here, naming the key, not
+    deep inside the fit after the data has loaded."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in hints:
+            raise InspectionError(f"{group}.{key}: unknown setting (known: {', '.join(sorted(hints))})")
+        want = hints[key]
+        if want is bool and not isinstance(value, bool):
+            raise InspectionError(f"{group}.{key}: expected true or false, got {value!r}")
+        if want in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                     or (want is int and not isinstance(value, int))):
+            raise InspectionError(f"{group}.{key}: expected {'an integer' if want is int else 'a number'}, "
+                                  f"got {value!r}")
+    return cls(**values)
+
+
 def model_config(cfg: DictConfig) -> ModelConfig:
-    return ModelConfig(**OmegaConf.to_container(cfg.model))
+    return typed_config(ModelConfig, OmegaConf.to_container(cfg.model), "model")
 
 
 def optim_config(cfg: DictConfig) -> OptimConfig:
-    return OptimConfig(**OmegaConf.to_container(cfg.optim))
+    return typed_config(OptimConfig, OmegaConf.to_container(cfg.optim), "optim")
 
 
 def trainer_config(cfg: DictConfig) -> TrainerConfig:
-    return TrainerConfig(**OmegaConf.to_container(cfg.trainer))
+    return typed_config(TrainerConfig, OmegaConf.to_container(cfg.trainer), "trainer")
 
 
 def git_commit(cwd: str | Path = ".") -> str:

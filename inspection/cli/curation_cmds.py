@@ -186,7 +186,8 @@ def curate_cmd(
             if p is not None and not p.is_file():
                 raise InspectionError(f"{p}: not found")
             tables.append(pd.read_csv(p, dtype=str, keep_default_na=False) if p is not None else None)
-        res = curate(load_manifest(manifest), tables[0], cfg, out, tables[1], tables[2])
+        sources = {k: str(p) for k, p in (("consensus", consensus), ("quality", quality), ("issues", issues)) if p}
+        res = curate(load_manifest(manifest), tables[0], cfg, out, tables[1], tables[2], sources)
     except (InspectionError, ValueError, OSError) as e:
         raise _fail(e) from None
     s = res.summary

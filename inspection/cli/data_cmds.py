@@ -44,7 +44,10 @@ def summarize(manifest: Manifest) -> str:
     head = f"{manifest.name}: {len(rows)} images, {len(manifest.classes)} classes, task {manifest.task}"
     extra = []
     if manifest.info.get("skipped"):
-        extra.append(f"skipped {len(manifest.info['skipped'])} unreadable image(s)")
+        skipped = manifest.info["skipped"]
+        extra.append(f"skipped {len(skipped)} unreadable image(s): "
+                     + "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:10])
+                     + (f"; … {len(skipped) - 10} more in dataset.json" if len(skipped) > 10 else ""))
     if manifest.labeler_columns():
         extra.append(f"labelers: {', '.join(manifest.labeler_columns())}")
     return "\n".join([head, table.to_string(), *extra])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -12,6 +13,8 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from inspection.core.errors import InspectionError
 
 log = logging.getLogger("inspection")
 
@@ -67,6 +70,7 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
     if quiet:  # many runs in one process (search, compare): their progress lines are enough
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    settings = model_config(cfg), optim_config(cfg), trainer_config(cfg)  # a bad setting fails before any work
     manifest = prepare_dataset(cfg.data)
     out_dir = _output_dir(cfg, out_dir)
     if cfg.trainer.strategy != "auto" or str(cfg.trainer.devices) not in ("1", "auto"):
@@ -77,7 +81,7 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
     # git commit + the DVC hashes of the data the manifest and its images live in (→ the exported model card)
     lineage = {**run_lineage(manifest), "config_hash": config_hash}
     result = fit_classifier(
-        data_config(cfg, manifest), model_config(cfg), optim_config(cfg), trainer_config(cfg), out_dir,
+        data_config(cfg, manifest), *settings, out_dir,
         seed=int(cfg.seed), thresholds=OmegaConf.to_container(cfg.thresholds), lineage=lineage, loggers=loggers,
         evaluate_splits=tuple(cfg.evaluate_splits),
     )
@@ -111,7 +115,22 @@ def run_evaluate(cfg: DictConfig) -> dict:
     return m
 
 
+def _user_errors(fn):
+    """A user's mistake (bad data, file, checkpoint or setting) → `error: ...` and exit 2, not Hydra's traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg: DictConfig):
+        try:
+            return fn(cfg)
+        except (InspectionError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapper
+
+
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+@_user_errors
 def train_main(cfg: DictConfig) -> float | None:
     summary = run_train(cfg)
     # Returned value lets Hydra sweepers optimise on it.
@@ -119,5 +138,6 @@ def train_main(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+@_user_errors
 def evaluate_main(cfg: DictConfig) -> None:
     run_evaluate(cfg)

@@ -22,3 +22,7 @@ class ManifestError(InspectionError):
 
 class ModelCardError(InspectionError):
     """An exported model's metadata is missing or malformed."""
+
+
+class CheckpointError(InspectionError):
+    """A model.pt is missing, unreadable or not one of ours."""

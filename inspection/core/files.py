@@ -17,16 +17,34 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# What open() would give a new file (mkstemp makes 0600): read once, at import, since setting the umask to read
+# it is process-wide and another thread could create a file in between.
+_NEW_FILE_MODE = _umask_mode()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write via a temp file + rename so a crash never leaves a half-written file that looks complete."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, _NEW_FILE_MODE)  # readable by whoever could read a plainly written file (services, CI)
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return p
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """atomic_write_bytes for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))

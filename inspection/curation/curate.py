@@ -14,6 +14,7 @@ import pandas as pd
 from inspection.core.errors import ManifestError
 from inspection.core.model_card import atomic_write_text
 from inspection.curation.consensus import AGREED, AMBIGUOUS, REJECT, REJECTED
+from inspection.curation.curate_inputs import check_tables
 from inspection.data.manifest import LABELER_PREFIX, REQUIRED_COLUMNS, Manifest, write_manifest
 
 REMOVABLE_FLAGS = ["blur", "underexposed", "overexposed", "cutoff", "unreadable"]
@@ -55,7 +56,8 @@ def _rule(candidates: list[str], priority: list[str] | None) -> str | None:
 
 
 def curate(manifest: Manifest, consensus: pd.DataFrame | None, cfg: CurationConfig | None, out_dir: str | Path,
-           quality: pd.DataFrame | None = None, issues: pd.DataFrame | None = None) -> CurationResult:
+           quality: pd.DataFrame | None = None, issues: pd.DataFrame | None = None,
+           sources: dict[str, str] | None = None) -> CurationResult:
     """Apply consensus, rule and removals to train/val rows → `<out_dir>/manifest_<version>.csv` + changelog."""
     cfg = cfg or CurationConfig()
     bad = [c for c in cfg.ambiguous_priority or [] if c not in manifest.classes]
@@ -63,6 +65,7 @@ def curate(manifest: Manifest, consensus: pd.DataFrame | None, cfg: CurationConf
         raise ManifestError(f"ambiguous_priority names unknown classes {bad} (classes: {manifest.classes})")
     if cfg.unresolved_ambiguous not in ("remove", "keep"):
         raise ValueError(f"unresolved_ambiguous must be 'remove' or 'keep', got {cfg.unresolved_ambiguous!r}")
+    check_tables(manifest, {"consensus": consensus, "quality": quality, "issues": issues}, sources or {})
     rows = manifest.rows.copy()
     cons = consensus.set_index("path") if consensus is not None else pd.DataFrame()
     flags = (quality.set_index("path")["flags"].fillna("").astype(str).to_dict() if quality is not None else {})

@@ -28,6 +28,12 @@ def _normalise(table: pd.DataFrame, classes: list[str], source: str) -> pd.DataF
     """Strip, map reject spellings, prefix columns with labeler_, and refuse unknown labels (naming them)."""
     table = table.fillna("").astype(str).apply(lambda s: s.str.strip())
     table = table.apply(lambda s: s.map(lambda v: REJECT if v.lower() in REJECT_ALIASES and v not in classes else v))
+    # Labeling tools often capitalise choices ("Inclusion"): map a case-only difference when it is unambiguous.
+    folded: dict[str, list[str]] = {}
+    for c in classes:
+        folded.setdefault(c.lower(), []).append(c)
+    table = table.apply(lambda s: s.map(lambda v: folded[v.lower()][0] if v not in classes
+                                        and len(folded.get(v.lower(), [])) == 1 else v))
     table.columns = [c if c.startswith(LABELER_PREFIX) else LABELER_PREFIX + c for c in map(str, table.columns)]
     bad = sorted({v for c in table.columns for v in table[c] if v and v != REJECT and v not in classes})
     if bad:
@@ -58,6 +64,9 @@ def read_labels_csv(csv: str | Path, manifest: Manifest) -> pd.DataFrame:
     dup = table["path"][table["path"].duplicated()].tolist()
     if dup:
         raise ManifestError(f"{p}: duplicate paths {dup[:5]}")
+    foreign = [x for x in table["path"] if x not in set(manifest.rows["path"])]
+    if foreign:  # a reviewer's label that reaches no image is lost work: say which rows (case, folder, typo)
+        raise ManifestError(f"{p}: {len(foreign)} path(s) match no manifest path, e.g. {foreign[:3]}")
     return _normalise(table.set_index("path"), list(manifest.classes), str(p))
 
 
@@ -113,10 +122,14 @@ def load_extra_labels(source: str | Path, manifest: Manifest) -> pd.DataFrame:
     """Dispatch on the file: *.json → Label Studio; hidden_labels.csv → simulation; other *.csv → filled CSV."""
     p = Path(source)
     if p.suffix.lower() == ".json":
-        return read_label_studio(p, manifest)
-    if p.name == "hidden_labels.csv":
-        return simulated_labels(p, manifest)
-    return read_labels_csv(p, manifest)
+        table = read_label_studio(p, manifest)
+    elif p.name == "hidden_labels.csv":
+        table = simulated_labels(p, manifest)
+    else:
+        table = read_labels_csv(p, manifest)
+    if not (table != "").to_numpy().any():  # would pass as "every queued label confirmed"
+        raise ManifestError(f"{p}: holds no labels (an empty export?)")
+    return table
 
 
 @dataclass

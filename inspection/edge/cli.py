@@ -72,6 +72,9 @@ def inspect_command(model: str, sources: Sequence[str], out: str, device: str = 
     except InspectionError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_RUN_FAILED
+    except KeyboardInterrupt:  # rows are flushed per batch: nothing done is lost
+        print(f"\ninterrupted: the rows written so far are in {out}; rerun with --resume to finish", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -185,15 +186,25 @@ def run_inspection(inspector: OnnxInspector, sources: list[str], out: str | os.P
     out = Path(out)
     output_format(out)
     paths = expand_sources(sources)
+    first = next(paths, None)  # sources stream lazily (huge lists stay out of memory): peek for an empty run
+    if first is None:
+        raise InspectionError(f"no images in {', '.join(map(str, sources))}")
+    paths = itertools.chain([first], paths)
     if out.exists() and out.stat().st_size > 0 and not (resume or overwrite):
         raise InspectionError(f"{out} already exists: pass --resume to continue it or --overwrite to replace it")
-    top_k = max(1, min(top_k, len(inspector.class_names)))
+    if top_k < 1:
+        raise InspectionError(f"--top-k must be >= 1, got {top_k}")
+    top_k = min(top_k, len(inspector.class_names))
     summary = RunSummary(str(out), inspector.model_hash, inspector.providers.describe())
     done = _resume_state(out, summary) if resume and out.exists() else set()
     todo = (p for p in paths if p not in done) if done else paths
     progress = progress or Progress()
     t0 = time.perf_counter()
-    with ResultWriter(out, top_k, append=resume) as writer:
+    try:
+        writer = ResultWriter(out, top_k, append=resume)
+    except OSError as e:
+        raise InspectionError(f"{out}: cannot write the results ({e.strerror or e})") from None
+    with writer:
         # An engine may bring its own batching (the torch engine decodes JPEG batches on the GPU).
         batches = (inspector.iter_results(todo, batch_size, workers) if hasattr(inspector, "iter_results")
                    else iter_results(inspector, todo, batch_size, workers))

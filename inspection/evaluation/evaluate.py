@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 
+from inspection.core.errors import ManifestError
 from inspection.core.model_card import atomic_write_text
 from inspection.core.results import ResultRecord
 from inspection.data.manifest import load_manifest
@@ -14,6 +16,8 @@ from inspection.evaluation.metrics import compute_metrics
 from inspection.evaluation.plots import plot_confusion
 from inspection.evaluation.predict import predict_files
 from inspection.models.checkpoint import LoadedModel, load_checkpoint
+
+log = logging.getLogger(__name__)
 
 
 def write_predictions(records: list[ResultRecord], class_names: list[str], path: Path) -> None:
@@ -41,12 +45,17 @@ def evaluate_model(
     """Score `model` on one split of a manifest, reading files through the shared core preprocessing."""
     manifest = load_manifest(manifest_path)
     if list(manifest.classes) != list(model.class_names):
-        raise ValueError(f"{manifest_path}: classes {manifest.classes} differ from the model's {model.class_names}")
+        raise ManifestError(f"{manifest_path}: classes {manifest.classes} differ from the model's {model.class_names}")
     part = manifest.split(split)
     if part.empty:
-        raise ValueError(f"{manifest_path}: split {split!r} has no rows")
+        raise ManifestError(f"{manifest_path}: split {split!r} has no rows")
     paths = [manifest.abspath(p) for p in part["path"]]
     records = predict_files(model, paths, list(part["label"]), batch_size=batch_size, device=device)
+    unread = [r for r in records if r.error is not None]
+    if unread:  # scored without them: say which, not only as a count in metrics.json
+        log.warning("%s/%s: %d image(s) could not be read and are not scored: %s%s", manifest.name, split,
+                    len(unread), "; ".join(f"{r.path}: {r.error}" for r in unread[:5]),
+                    " …" if len(unread) > 5 else "")
     metrics = compute_metrics(records, model.class_names, model.thresholds)
     metrics.update({"split": split, "manifest": str(manifest_path), "backbone": model.backbone})
     out = Path(out_dir)

@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import onnx
 import torch
 from torch import nn
 
+from inspection.core.files import atomic_write_bytes
 from inspection.core.model_card import ModelCard, write_model_card
 from inspection.core.preprocess import PreprocessSpec
 from inspection.edge.inspector import CARD_KEY, file_sha256  # CARD_KEY: the one key the edge runtime reads
@@ -168,19 +168,8 @@ def set_metadata(proto: onnx.ModelProto, card: ModelCard) -> onnx.ModelProto:
 
 
 def save_onnx_atomic(proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
-    """Serialise to a temp file in the same folder, then rename: a crash never leaves a half model.onnx."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    """Serialise, then write atomically: a crash never leaves a half model.onnx."""
+    return atomic_write_bytes(path, proto.SerializeToString())
 
 
 @dataclass

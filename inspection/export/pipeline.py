@@ -31,7 +31,8 @@ from inspection.export.parity import (
     predict_files_edge,
 )
 from inspection.export.quantize import GateReport, convert_fp16, precision_gate, quantize_int8
-from inspection.export.verify import EvalImages, load_eval_images, load_model, summarize_metrics
+from inspection.export.verify import EvalImages, load_eval_images, summarize_metrics
+from inspection.models.checkpoint import load_checkpoint
 
 log = logging.getLogger("inspection.export")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -79,7 +80,7 @@ def export_model(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, prec
     """Export, then gate: fp32 parity ≤ 1e-4 with identical top-1; fp16/int8 accuracy/recall limits vs fp32."""
     if precision not in PRECISIONS:
         raise InspectionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    model = load_model(checkpoint)
+    model = load_checkpoint(checkpoint)
     data = str(data) if data else _default_data(model.extra)
     report = ExportReport(precision, accepted=False)
     if data is None:

@@ -20,7 +20,7 @@ from inspection.export.parity import (
     predict_files_edge,
 )
 from inspection.export.quantize import GateReport, precision_gate
-from inspection.models.checkpoint import LoadedModel, load_checkpoint
+from inspection.models.checkpoint import load_checkpoint
 
 log = logging.getLogger("inspection.export")
 
@@ -102,14 +102,6 @@ def find_checkpoint(inspector: OnnxInspector, checkpoint: str | os.PathLike | No
     return p
 
 
-def load_model(checkpoint: str | os.PathLike) -> LoadedModel:
-    """load_checkpoint with errors a user can act on."""
-    try:
-        return load_checkpoint(checkpoint)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
-        raise InspectionError(f"{checkpoint}: cannot load checkpoint ({e})") from None
-
-
 @dataclass
 class VerifyReport:
     """Parity (when a checkpoint is known) and accuracy of an exported model on some images."""
@@ -155,7 +147,7 @@ def verify_model(model_path: str | os.PathLike, data: str | os.PathLike, checkpo
         return report
     from inspection.evaluation.predict import predict_files
 
-    model = load_model(ckpt)
+    model = load_checkpoint(ckpt)
     reference = predict_files(model, images.paths, images.labels, batch_size)
     lowp = card.precision != "fp32"
     report.parity = add_problems(compare_records(reference, candidate, None if lowp else FP32_TOLERANCE),

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inspection.core.errors import CheckpointError
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
 from inspection.models.factory import create_backbone
@@ -59,18 +60,29 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Loade
     """Rebuild the network from a checkpoint written by save_checkpoint (or a Lightning .ckpt of ours)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint not found")
-    ck = torch.load(p, map_location=map_location, weights_only=True)
-    if ck.get("format") != FORMAT:
-        # Lightning's own checkpoint: our LightningModule stores the same payload under "inspection".
-        if "inspection" not in ck:
-            raise ValueError(f"{p}: not an inspection checkpoint (format {ck.get('format')!r})")
-        meta = ck["inspection"]
-        state = {k.removeprefix("net."): v for k, v in ck["state_dict"].items() if k.startswith("net.")}
-        ck = {**meta, "state_dict": state}
-    spec = PreprocessSpec.from_dict(ck["preprocess"])
-    net = create_backbone(ck["backbone"], len(ck["class_names"]), spec.channels)
-    net.load_state_dict(ck["state_dict"])
+        raise CheckpointError(f"{p}: checkpoint not found")
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    except OSError as e:
+        raise CheckpointError(f"{p}: cannot read the checkpoint ({e.strerror or e}; truncated?)") from None
+    except Exception:  # any parse failure (torch raises a zoo of types); its message may advise weights_only=False,
+        # i.e. running code from the file: never
+        raise CheckpointError(f"{p}: cannot load: truncated, or not a checkpoint saved by `inspection train`") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{p}: not an inspection checkpoint (holds a {type(ck).__name__})")
+    try:
+        if ck.get("format") != FORMAT:
+            # Lightning's own checkpoint: our LightningModule stores the same payload under "inspection".
+            if "inspection" not in ck:
+                raise CheckpointError(f"{p}: not an inspection checkpoint (format {ck.get('format')!r})")
+            meta = ck["inspection"]
+            state = {k.removeprefix("net."): v for k, v in ck["state_dict"].items() if k.startswith("net.")}
+            ck = {**meta, "state_dict": state}
+        spec = PreprocessSpec.from_dict(ck["preprocess"])
+        net = create_backbone(ck["backbone"], len(ck["class_names"]), spec.channels)
+        net.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # fields missing, weights of another shape
+        raise CheckpointError(f"{p}: not a usable inspection checkpoint ({type(e).__name__}: {e})") from None
     net.eval()
     return LoadedModel(
         net=net,

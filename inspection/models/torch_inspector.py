@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -54,8 +53,6 @@ class TorchInspector:
         if readers not in READERS:
             raise InspectionError(f"readers must be one of {', '.join(READERS)}, got {readers!r}")
         p = Path(checkpoint)
-        if not p.is_file():
-            raise InspectionError(f"{p}: checkpoint not found")
         want_cuda = device in ("cuda", "auto")
         if want_cuda and not torch.cuda.is_available():
             if device == "cuda" or require_gpu:
@@ -64,10 +61,7 @@ class TorchInspector:
                     raise InspectionError(msg)
                 print(f"WARNING: {msg}; running on CPU", flush=True)
         self.device = torch.device("cuda" if want_cuda and torch.cuda.is_available() else "cpu")
-        try:
-            model = load_checkpoint(p)
-        except (ValueError, KeyError, RuntimeError, pickle.UnpicklingError, EOFError) as e:
-            raise InspectionError(f"{p}: not a usable inspection checkpoint ({e})") from None
+        model = load_checkpoint(p)  # CheckpointError names the file and the problem
         self.path, self.card_spec, self._names = p, model.spec, model.class_names
         self.thresholds = model.thresholds
         from inspection.edge.inspector import file_sha256

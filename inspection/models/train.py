@@ -52,7 +52,7 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"
     channels_last: bool = False
-    deterministic: bool = False
+    deterministic: bool | str = False  # "warn": Lightning warns on ops without a deterministic kernel
     limit_train_batches: float | int = 1.0
     limit_val_batches: float | int = 1.0
     log_every_n_steps: int = 10

@@ -277,6 +277,27 @@ def test_folder_import_with_real_multilabeler_csv(tmp_path):
     assert _test_split(load_manifest(res.manifest_csv)).equals(_test_split(m))
 
 
+def test_review_files_that_would_lose_labels_are_refused(tmp_path):
+    """Rows that match no image, and exports with no labels at all, are errors; tool capitalisation is not."""
+    from inspection.core.errors import ManifestError
+    from inspection.curation.relabel import load_extra_labels
+
+    m = import_folder(_class_folders(tmp_path), tmp_path / "ds")
+    path = m.rows["path"].iloc[0]
+    (tmp_path / "case.csv").write_text(f"path,dan\n{path.upper()},crack\n{path},crack\n")
+    with pytest.raises(ManifestError, match=r"case\.csv: 1 path\(s\) match no manifest path"):
+        load_extra_labels(tmp_path / "case.csv", m)
+    (tmp_path / "empty.csv").write_text("path,dan\n")
+    (tmp_path / "empty.json").write_text("[]")
+    for name in ("empty.csv", "empty.json"):
+        with pytest.raises(ManifestError, match="holds no labels"):
+            load_extra_labels(tmp_path / name, m)
+    tasks = [{"data": {"image": f"/data/{path}"}, "annotations": [{"completed_by": 3,
+              "result": [{"value": {"choices": ["Crack"]}}]}]}]
+    (tmp_path / "ls.json").write_text(json.dumps(tasks))
+    assert load_extra_labels(tmp_path / "ls.json", m).loc[path, "labeler_ls3"] == "crack"
+
+
 def test_confusable_pairs_from_a_confusion_matrix(tmp_path):
     from inspection.curation.simulate import confusable_pairs
 

@@ -30,7 +30,7 @@ from inspection.edge.writers import read_rows
 from inspection.export import export_model, export_onnx
 from inspection.export.onnx_export import CARD_KEY, OPSET
 from inspection.export.parity import check_parity
-from inspection.export.verify import load_eval_images, load_model, verify_model
+from inspection.export.verify import load_eval_images, verify_model
 from inspection.models.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,13 +261,32 @@ def test_kill_and_resume_yields_every_image_once(trained: dict, tmp_path: Path) 
     assert f"{len(first)} resumed" in resumed.stderr
 
 
+def test_ctrl_c_says_how_to_finish(trained: dict, tmp_path: Path) -> None:
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(600):
+        cv2.imwrite(str(src / f"img_{i:04d}.png"), np.full((16, 16), i % 256, np.uint8))
+    out = tmp_path / "r.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "inspection.edge", str(trained["onnx"]), str(src), "--out",
+                             str(out), "--device", "cpu", "--batch-size", "1", "--workers", "1", "--quiet"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 40 * 30):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "rerun with --resume" in err and "Traceback" not in err, err[-2000:]
+    rows = list(read_rows(out))
+    assert 0 < len(rows) < 600 and len({r["path"] for r in rows}) == len(rows)
+
+
 def test_resume_refuses_rows_from_another_model(trained: dict, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     src = trained["csv"].parent / "images" / "crazing"
     assert _cli("inspect", trained["onnx"], src, "--out", out, "--device", "cpu", "--quiet").exit_code == 0
     other = train_tiny([str(p) for p in sorted(src.iterdir())[:4]], ["crazing"] * 4, trained["manifest"].classes,
-                       load_model(trained["ckpt"]).spec, tmp_path / "other.pt", steps=2)
-    exported = export_onnx(load_model(other), tmp_path / "other")
+                       load_checkpoint(trained["ckpt"]).spec, tmp_path / "other.pt", steps=2)
+    exported = export_onnx(load_checkpoint(other), tmp_path / "other")
     result = _cli("inspect", exported.onnx_path, src, "--out", out, "--device", "cpu", "--resume", "--quiet")
     assert result.exit_code == 2 and "resume only with the same model" in result.stderr
 

@@ -206,8 +206,9 @@ def test_folder_labels_csv_errors_name_rows(tmp_path: Path) -> None:
 def test_folder_other_errors(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _fake_folders(src)
-    with pytest.raises(ManifestError, match=r"ok_classes \['good'\]"):
+    with pytest.raises(ManifestError, match=r"OK class\(es\) \['good'\] are not among the classes found"):
         import_folder(src, tmp_path / "out", ok_classes=["good"])
+    assert not (tmp_path / "out").exists()  # checked before any copy: no image folder without a manifest
     with pytest.raises(ManifestError, match="outside the source folder"):
         import_folder(src, src / "out")
     with pytest.raises(ManifestError, match="source folder not found"):
@@ -274,3 +275,4 @@ def test_cli_synth(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert load_manifest(tmp_path / "manifest.csv").rows.shape[0] == 18
+

@@ -16,7 +16,7 @@ from inspection.edge import OnnxInspector, run_inspection
 from inspection.edge.report_html import write_report
 from inspection.edge.runner import Progress
 from inspection.export import export_onnx
-from inspection.export.verify import load_model
+from inspection.models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.browser
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,7 +37,7 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     exe = _chromium()
     csv = make_dataset(tmp_path / "ds", kind="pill", n_per_class=6, size=32)
     manifest = load_manifest(csv)
-    exported = export_onnx(load_model(train_on_manifest(manifest, csv, tmp_path / "m.pt", steps=20)),
+    exported = export_onnx(load_checkpoint(train_on_manifest(manifest, csv, tmp_path / "m.pt", steps=20)),
                            tmp_path / "onnx")
     src = tmp_path / "images"
     shutil.copytree(manifest.image_root, src)

@@ -88,13 +88,16 @@ def build_manifest(
     out_dir = Path(out_dir)
     if not images:
         raise ManifestError(f"{src_root}: no images found ({', '.join(IMAGE_EXTS)})")
+    unknown_ok = sorted(set(ok_classes) - set(classes))
+    if unknown_ok:  # before decoding and copying every image
+        raise ManifestError(f"{src_root}: OK class(es) {unknown_ok} are not among the classes found: {list(classes)}")
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 decode releases the GIL
         checked = list(pool.map(_check_one, [im.src for im in images]))
     bad = [(im, err) for im, (_, err) in zip(images, checked, strict=True) if err is not None]
     if bad and not skip_bad:
         lines = [f"{im.src}: {err}" for im, err in bad[:20]]
         more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-        head = f"{len(bad)} unreadable image(s) (skip_bad leaves them out)"
+        head = f"{len(bad)} unreadable image(s) (--skip-bad / skip_bad=True leaves them out)"
         raise ManifestError(f"{head}:\n  " + "\n  ".join(lines) + more)
     keep = [(im, sha) for im, (sha, err) in zip(images, checked, strict=True) if err is None]
     if not keep:
