@@ -15,9 +15,8 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from inspection.cli.config import prepare_dataset
+from inspection.cli.config import prepare_dataset, to_dataclass
 from inspection.cli.curation_cmds import _compose as compose_group
-from inspection.cli.curation_cmds import to_dataclass
 from inspection.cli.hydra_entry import config_dir, run_train
 from inspection.cli.search_cmd import compose_train
 from inspection.curation.audit import AuditConfig

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from inspection.core.errors import InspectionError
+from inspection.cli.typed import to_dataclass
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig
 from inspection.data.datamodule import DataConfig
@@ -69,33 +68,16 @@ def data_config(cfg: DictConfig, manifest: Path) -> DataConfig:
     )
 
 
-def typed_config(cls, values: dict, group: str):
-    """cls(**values), checking numbers and booleans first: `optim.lr=fast` must fail here, naming the key, not
-    deep inside the fit after the data has loaded."""
-    hints = typing.get_type_hints(cls)
-    for key, value in values.items():
-        if key not in hints:
-            raise InspectionError(f"{group}.{key}: unknown setting (known: {', '.join(sorted(hints))})")
-        want = hints[key]
-        if want is bool and not isinstance(value, bool):
-            raise InspectionError(f"{group}.{key}: expected true or false, got {value!r}")
-        if want in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                     or (want is int and not isinstance(value, int))):
-            raise InspectionError(f"{group}.{key}: expected {'an integer' if want is int else 'a number'}, "
-                                  f"got {value!r}")
-    return cls(**values)
-
-
 def model_config(cfg: DictConfig) -> ModelConfig:
-    return typed_config(ModelConfig, OmegaConf.to_container(cfg.model), "model")
+    return to_dataclass(ModelConfig, OmegaConf.to_container(cfg.model), "model.")
 
 
 def optim_config(cfg: DictConfig) -> OptimConfig:
-    return typed_config(OptimConfig, OmegaConf.to_container(cfg.optim), "optim")
+    return to_dataclass(OptimConfig, OmegaConf.to_container(cfg.optim), "optim.")
 
 
 def trainer_config(cfg: DictConfig) -> TrainerConfig:
-    return typed_config(TrainerConfig, OmegaConf.to_container(cfg.trainer), "trainer")
+    return to_dataclass(TrainerConfig, OmegaConf.to_container(cfg.trainer), "trainer.")
 
 
 def git_commit(cwd: str | Path = ".") -> str:

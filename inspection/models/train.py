@@ -50,7 +50,7 @@ class TrainerConfig:
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str = "32-true"
+    precision: str | int = "32-true"  # Lightning takes 32 or "bf16-mixed"
     channels_last: bool = False
     deterministic: bool | str = False  # "warn": Lightning warns on ops without a deterministic kernel
     limit_train_batches: float | int = 1.0

@@ -13,7 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from inspection.cli.curation_cmds import register, to_dataclass
+from inspection.cli.curation_cmds import register
+from inspection.cli.typed import to_dataclass
 from inspection.curation.audit import AuditConfig, AuditResult, run_audit
 from inspection.curation.curate import CurationConfig, curate
 from inspection.curation.label_issues import Recipe, find_label_issues, out_of_fold_probs, trainval_rows

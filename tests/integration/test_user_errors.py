@@ -43,7 +43,7 @@ def small(tmp_path_factory):
 
 def test_bad_setting_fails_before_any_work(tmp_path):
     r = _inspection(["train", "debug=fast", "optim.lr=fast"], tmp_path)
-    _clean_error(r, "optim.lr", "expected a number", "'fast'")
+    _clean_error(r, "optim.lr", "expected float", "'fast'")
     assert not (tmp_path / "data").exists()  # the dataset was not generated first
     _clean_error(_inspection(["train", "debug=fast", "trainer.max_epochs=2.5"], tmp_path), "trainer.max_epochs")
 
