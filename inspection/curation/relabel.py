@@ -64,7 +64,8 @@ def read_labels_csv(csv: str | Path, manifest: Manifest) -> pd.DataFrame:
     dup = table["path"][table["path"].duplicated()].tolist()
     if dup:
         raise ManifestError(f"{p}: duplicate paths {dup[:5]}")
-    foreign = [x for x in table["path"] if x not in set(manifest.rows["path"])]
+    known = set(manifest.rows["path"])
+    foreign = [x for x in table["path"] if x not in known]
     if foreign:  # a reviewer's label that reaches no image is lost work: say which rows (case, folder, typo)
         raise ManifestError(f"{p}: {len(foreign)} path(s) match no manifest path, e.g. {foreign[:3]}")
     return _normalise(table.set_index("path"), list(manifest.classes), str(p))
