@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inspection.core.errors import ImageDecodeError, ManifestError
 from inspection.core.preprocess import PreprocessSpec, load_model_input
 
 
@@ -17,11 +18,19 @@ def load_resized(paths: list[Path], spec: PreprocessSpec, workers: int | None = 
     """uint8 array N x H x W x C of images resized by the shared core resize (OpenCV releases the GIL)."""
     out = np.empty((len(paths), spec.height, spec.width, spec.channels), np.uint8)
 
-    def one(i: int) -> None:
-        out[i] = load_model_input(paths[i], spec)
+    def one(i: int) -> str | None:
+        try:
+            out[i] = load_model_input(paths[i], spec)
+        except ImageDecodeError as e:
+            return str(e)
+        return None
 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        list(pool.map(one, range(len(paths))))
+        errors = [e for e in pool.map(one, range(len(paths))) if e]
+    if errors:  # all of them at once: one fix-and-rerun, not one per bad file
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise ManifestError(f"{len(errors)} image(s) cannot be decoded (fix them, or drop their rows from the "
+                            "manifest):\n  " + "\n  ".join(errors[:20]) + more)
     return out
 
 
