@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def listing(lines: list[str], limit: int = 20) -> str:
+    """Problems one per indented line, the first `limit` of them: an error that names every bad item at once."""
+    more = f"\n  ... and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "\n  " + "\n  ".join(lines[:limit]) + more
+
+
 class InspectionError(Exception):
     """Base class for errors a user can act on; the message names the file and the problem."""
 

@@ -26,14 +26,19 @@ _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded 
 
 def _normalise(table: pd.DataFrame, classes: list[str], source: str) -> pd.DataFrame:
     """Strip, map reject spellings, prefix columns with labeler_, and refuse unknown labels (naming them)."""
-    table = table.fillna("").astype(str).apply(lambda s: s.str.strip())
-    table = table.apply(lambda s: s.map(lambda v: REJECT if v.lower() in REJECT_ALIASES and v not in classes else v))
-    # Labeling tools often capitalise choices ("Inclusion"): map a case-only difference when it is unambiguous.
-    folded: dict[str, list[str]] = {}
+    by_lower: dict[str, list[str]] = {}
     for c in classes:
-        folded.setdefault(c.lower(), []).append(c)
-    table = table.apply(lambda s: s.map(lambda v: folded[v.lower()][0] if v not in classes
-                                        and len(folded.get(v.lower(), [])) == 1 else v))
+        by_lower.setdefault(c.lower(), []).append(c)
+
+    def canonical(v: str) -> str:
+        if v in classes:
+            return v
+        if v.lower() in REJECT_ALIASES:
+            return REJECT
+        same = by_lower.get(v.lower(), [])  # labeling tools often capitalise choices ("Inclusion")
+        return same[0] if len(same) == 1 else v
+
+    table = table.fillna("").astype(str).apply(lambda s: s.str.strip().map(canonical))
     table.columns = [c if c.startswith(LABELER_PREFIX) else LABELER_PREFIX + c for c in map(str, table.columns)]
     bad = sorted({v for c in table.columns for v in table[c] if v and v != REJECT and v not in classes})
     if bad:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection.core.errors import ImageDecodeError, ManifestError
+from inspection.core.errors import ImageDecodeError, ManifestError, listing
 from inspection.core.preprocess import PreprocessSpec, load_model_input
 
 
@@ -28,9 +28,8 @@ def load_resized(paths: list[Path], spec: PreprocessSpec, workers: int | None = 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         errors = [e for e in pool.map(one, range(len(paths))) if e]
     if errors:  # all of them at once: one fix-and-rerun, not one per bad file
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise ManifestError(f"{len(errors)} image(s) cannot be decoded (fix them, or drop their rows from the "
-                            "manifest):\n  " + "\n  ".join(errors[:20]) + more)
+                            "manifest):" + listing(errors))
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from inspection.core.errors import ImageDecodeError, ManifestError
+from inspection.core.errors import ImageDecodeError, ManifestError, listing
 from inspection.core.image import decode_image
 from inspection.data.manifest import LABELER_PREFIX, Manifest, validate, write_manifest
 from inspection.data.splits import stratified_group_split
@@ -95,10 +95,8 @@ def build_manifest(
         checked = list(pool.map(_check_one, [im.src for im in images]))
     bad = [(im, err) for im, (_, err) in zip(images, checked, strict=True) if err is not None]
     if bad and not skip_bad:
-        lines = [f"{im.src}: {err}" for im, err in bad[:20]]
-        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
         head = f"{len(bad)} unreadable image(s) (--skip-bad / skip_bad=True leaves them out)"
-        raise ManifestError(f"{head}:\n  " + "\n  ".join(lines) + more)
+        raise ManifestError(f"{head}:" + listing([f"{im.src}: {err}" for im, err in bad]))
     keep = [(im, sha) for im, (sha, err) in zip(images, checked, strict=True) if err is None]
     if not keep:
         raise ManifestError(f"{src_root}: none of the {len(images)} images could be read")
@@ -205,8 +203,7 @@ def _attach_labelers(images: list[SourceImage], csv: Path, classes: list[str]) -
                     f"row {i + 2}: labeler {col!r} gives unknown label {v!r} (classes: {classes})"
                 )
     if problems:
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise ManifestError(f"{csv}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]) + more)
+        raise ManifestError(f"{csv}: {len(problems)} problem(s):" + listing(problems))
     names = {col: col if col.startswith(LABELER_PREFIX) else LABELER_PREFIX + col for col in labelers}
     for im in images:
         im.columns.update({names[col]: "" for col in labelers})  # gaps: images the CSV does not mention
