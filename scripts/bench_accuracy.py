@@ -25,11 +25,11 @@ from inspection.data.augment import AugmentConfig  # noqa: E402
 from inspection.data.datamodule import DataConfig  # noqa: E402
 from inspection.data.importers import import_mvtec, import_neu  # noqa: E402
 from inspection.data.manifest import load_manifest  # noqa: E402
-from inspection.evaluation.crossval import escape_at_overkill, summarize_folds, write_fold_manifests  # noqa: E402
 from inspection.evaluation.machine import device_tag, machine_info  # noqa: E402
 from inspection.evaluation.predict import predict_files  # noqa: E402
 from inspection.models.checkpoint import load_checkpoint  # noqa: E402
-from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier  # noqa: E402
+from inspection.training.crossval import escape_at_overkill, summarize_folds, write_fold_manifests  # noqa: E402
+from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig, fit_classifier  # noqa: E402
 
 
 def trainer_cfg(epochs: int) -> TrainerConfig:

@@ -26,9 +26,9 @@ from inspect_variants import SHM_VARIANTS, VARIANTS, engine_variants, run_engine
 
 from inspection.core.preprocess import load_model_input  # noqa: E402
 from inspection.edge.inspector import OnnxInspector  # noqa: E402
+from inspection.engines.torch_engine import TorchInspector  # noqa: E402
 from inspection.evaluation.machine import device_tag, machine_info  # noqa: E402
 from inspection.export import export_model  # noqa: E402
-from inspection.models.torch_inspector import TorchInspector  # noqa: E402
 
 
 def naive_loop(engine: TorchInspector, paths: list[str], out: Path, batch: int) -> float:
@@ -99,7 +99,8 @@ def stage_ceilings(engine: TorchInspector, files: list[str], batch: int, workers
 
     from inspection.core.image import read_encoded
     from inspection.core.postprocess import postprocess
-    from inspection.edge.runner import ImageResult, to_row
+    from inspection.core.results import ImageResult
+    from inspection.edge.runner import to_row
     from inspection.edge.writers import ResultWriter
 
     res = read_ceilings(files, workers, engine.spec)

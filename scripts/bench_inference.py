@@ -176,7 +176,7 @@ def main() -> None:
                              "int8_vs_fp32_batch1_ge_2.5": speed["batch_1"]["ort_int8_vs_ort_fp32"] >= 2.5}
 
         if a.checkpoint and a.data:
-            from inspection.export.pipeline import export_model
+            from inspection.export.gated_export import export_model
 
             rep = export_model(a.checkpoint, tmp / "gated", "int8", a.data)
             result["int8_accuracy"] = rep.gate.to_dict() if rep.gate else {"error": rep.to_text()}

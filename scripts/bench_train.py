@@ -30,7 +30,7 @@ from inspection.data.manifest import load_manifest  # noqa: E402
 from inspection.evaluation.machine import device_tag, machine_info  # noqa: E402
 from inspection.models.factory import create_backbone  # noqa: E402
 from inspection.models.normalize import Normalize  # noqa: E402
-from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier  # noqa: E402
+from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig, fit_classifier  # noqa: E402
 
 
 def bare_loop(manifest_csv: Path, spec: PreprocessSpec, a: argparse.Namespace, dev: str) -> dict:

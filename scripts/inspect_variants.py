@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspection.edge.runner import Progress, run_inspection
-from inspection.models.torch_inspector import TorchInspector
+from inspection.engines.torch_engine import TorchInspector
 
 
 @dataclass(frozen=True)

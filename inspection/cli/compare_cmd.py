@@ -1,7 +1,7 @@
 """`inspection compare`: baseline / model-centric / data-centric / oracle arms × seeds on one gold test split.
 
-Composes conf/compare.yaml (+ a preset from conf/compare/) and drives the library: curation.pipeline for the
-data-centric loop, models.search for the model-centric search, evaluation.compare for the arms and report.
+Composes conf/compare.yaml (+ a preset from conf/compare/) and drives the library: curation.campaign for the
+data-centric loop, training.search for the model-centric search, evaluation.compare for the arms and report.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from inspection.cli.compose import compose_config, compose_group, compose_train
 from inspection.cli.config import prepare_dataset, to_dataclass
-from inspection.cli.curation_cmds import _compose as compose_group
-from inspection.cli.hydra_entry import config_dir, run_train
-from inspection.cli.search_cmd import compose_train
+from inspection.cli.hydra_entry import run_train
 from inspection.curation.audit import AuditConfig
+from inspection.curation.campaign import run_data_centric
 from inspection.curation.curate import CurationConfig
-from inspection.curation.pipeline import run_data_centric
 from inspection.curation.simulate import LabelingConfig
 from inspection.data.manifest import load_manifest
 from inspection.evaluation.compare import (
@@ -33,7 +31,7 @@ from inspection.evaluation.compare import (
 )
 from inspection.evaluation.compare_report import plot_noise_curve, write_report
 from inspection.evaluation.machine import machine_info
-from inspection.models.search import run_study
+from inspection.training.search import run_study
 
 FORWARDED = ("data", "trainer", "paths")  # compare overrides that also shape every training run
 
@@ -98,8 +96,7 @@ def _arms(cfg: DictConfig, dc, mc_overrides: list[str]) -> list[Arm]:
 
 def run_compare(overrides: list[str]) -> dict:
     """The whole comparison; returns the report dict (also written as report.json/.md + compare.png)."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("compare", overrides=overrides)
+    cfg = compose_config("compare", overrides)
     forward = [o for o in overrides if _key(o).split(".")[0] in FORWARDED]
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,14 +26,12 @@ def config_groups(conf_dir: Path) -> dict[str, list[str]]:
 
 
 def compose_help(config_name: str, usage: str) -> str:
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from inspection.cli.hydra_entry import config_dir
+    from inspection.cli.compose import compose_config, config_dir
 
     conf = Path(config_dir())
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose(config_name)
+    cfg = compose_config(config_name)
     lines = [usage, "", f"Config: {conf / (config_name + '.yaml')} — override any key as key=value.", "",
              "Config groups (group=option):"]
     lines += [f"  {g:<22} {', '.join(opts)}" for g, opts in config_groups(conf).items()]

@@ -8,10 +8,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from inspection.cli.typed import to_dataclass
+from inspection.core.errors import ConfigError, ManifestError
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig
 from inspection.data.datamodule import DataConfig
-from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig
+from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def prepare_dataset(data: DictConfig) -> Path:
         return manifest
     prep = data.get("prepare")
     if prep is None:
-        raise FileNotFoundError(f"{manifest}: manifest not found and data.prepare is not set")
+        raise ManifestError(f"{manifest}: manifest not found and data.prepare is not set")
     out = manifest.parent
     if prep.kind == "synth":
         from inspection.data.synth import generate_dataset
@@ -35,7 +36,7 @@ def prepare_dataset(data: DictConfig) -> Path:
 
         src = Path(prep.src)
         if not src.exists():
-            raise FileNotFoundError(f"{src}: source for data '{data.name}' not found (set data.prepare.src=...)")
+            raise ManifestError(f"{src}: source for data '{data.name}' not found (set data.prepare.src=...)")
         log.info("importing %s from %s into %s", prep.importer, src, out)
         if prep.importer == "neu":
             importers.import_neu(src, out, seed=int(prep.seed))
@@ -45,9 +46,9 @@ def prepare_dataset(data: DictConfig) -> Path:
             importers.import_folder(src, out, seed=int(prep.seed), ok_classes=list(prep.get("ok_classes") or []),
                                     labels_csv=Path(prep.labels_csv) if prep.get("labels_csv") else None)
         else:
-            raise ValueError(f"unknown importer {prep.importer!r} (neu, mvtec, folder)")
+            raise ConfigError(f"data.prepare.importer: unknown importer {prep.importer!r} (neu, mvtec, folder)")
     else:
-        raise ValueError(f"unknown data.prepare.kind {prep.kind!r} (synth, import)")
+        raise ConfigError(f"data.prepare.kind: unknown {prep.kind!r} (synth, import)")
     return manifest
 
 

@@ -13,46 +13,11 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from inspection.cli.compose import compose_group
 from inspection.cli.typed import to_dataclass
-from inspection.core.errors import InspectionError
+from inspection.core.errors import InspectionError, user_errors
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def _compose(group: str, overrides: list[str]) -> dict:
-    """conf/<group>/default.yaml + overrides (keys may omit the `<group>.` prefix) → plain dict."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from inspection.cli.hydra_entry import config_dir
-
-    flags = [o for o in overrides if o.startswith("-")]
-    if flags:
-        raise InspectionError(f"unknown option(s) {flags}; config overrides are written key=value")
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise InspectionError(f"expected key=value overrides, got {bad}")
-    prefixed = [o if o.lstrip("+~").startswith(f"{group}.") else _prefix(o, group) for o in overrides]
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(f"{group}/default", overrides=prefixed)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise InspectionError(f"config {group}: {e}".splitlines()[0]) from None
-    return OmegaConf.to_container(cfg[group], resolve=True)
-
-
-def _prefix(override: str, group: str) -> str:
-    head = len(override) - len(override.lstrip("+~"))
-    return f"{override[:head]}{group}.{override[head:]}"
-
-
-
-
-def _fail(e: Exception) -> typer.Exit:
-    typer.echo(f"error: {e}", err=True)
-    return typer.Exit(code=2)
 
 
 def _confusion(path: Path | None) -> np.ndarray | None:
@@ -66,6 +31,7 @@ def _confusion(path: Path | None) -> np.ndarray | None:
     return np.asarray(data["confusion_matrix"])
 
 
+@user_errors
 def simulate_labels_cmd(
     ctx: typer.Context,
     manifest: Path = typer.Argument(..., help="Gold manifest.csv (the dataset's own labels)."),
@@ -77,18 +43,16 @@ def simulate_labels_cmd(
     from inspection.curation.simulate import V1_MANIFEST, LabelingConfig, simulate_campaign
     from inspection.data.manifest import load_manifest
 
-    try:
-        values = _compose("labeling", ctx.args + ([f"seed={seed}"] if seed is not None else []))
-        cfg = to_dataclass(LabelingConfig, values)
-        v1 = simulate_campaign(load_manifest(manifest), cfg, out, _confusion(confusion))
-    except (InspectionError, ValueError, OSError) as e:
-        raise _fail(e) from None
+    values = compose_group("labeling", ctx.args + ([f"seed={seed}"] if seed is not None else []))
+    cfg = to_dataclass(LabelingConfig, values)
+    v1 = simulate_campaign(load_manifest(manifest), cfg, out, _confusion(confusion))
     stats = json.loads((out / "simulation.json").read_text())
     typer.echo(f"v1: {len(v1.rows)} rows, noise {stats['v1_noise_rate']:.1%} against gold, "
                f"{stats['n_bad_acquisitions']} bad acquisitions, pairs {stats['confusable_pairs']}")
     typer.echo(f"wrote {out / V1_MANIFEST} (hidden labels for relabel: {out / 'hidden_labels.csv'})")
 
 
+@user_errors
 def audit_cmd(
     ctx: typer.Context,
     manifest: Path = typer.Argument(..., help="manifest.csv to audit (its train/val labels)."),
@@ -101,17 +65,15 @@ def audit_cmd(
     from inspection.curation.audit import AuditConfig, run_audit
 
     extra = ([f"audit.k={k}"] if k is not None else []) + ([f"audit.queue.budget={budget}"] if budget is not None else [])
-    try:
-        cfg = to_dataclass(AuditConfig, _compose("curation", ctx.args + extra)["audit"], "audit.")
-        res = run_audit(manifest, out, cfg, np.load(probs) if probs else None)
-    except (InspectionError, ValueError, OSError) as e:
-        raise _fail(e) from None
+    cfg = to_dataclass(AuditConfig, compose_group("curation", ctx.args + extra)["audit"], "audit.")
+    res = run_audit(manifest, out, cfg, np.load(probs) if probs else None)
     if res.score:
         q = res.score["queue"]
         typer.echo(f"against gold: queue precision {q['precision']:.2f}, recall {q['recall']:.2f}")
     typer.echo(f"open {out / 'audit.md'}, {out / 'review_queue.png'}, {out / 'defect_book.md'}")
 
 
+@user_errors
 def relabel_cmd(
     ctx: typer.Context,
     manifest: Path = typer.Argument(..., help="The audited manifest.csv."),
@@ -128,20 +90,18 @@ def relabel_cmd(
     from inspection.curation.relabel import load_extra_labels, relabel
     from inspection.data.manifest import load_manifest
 
-    try:
-        cfg = _compose("curation", ctx.args + ([f"relabel.method={method}"] if method else []))["relabel"]
-        m = load_manifest(manifest)
-        if not queue.is_file():
-            raise InspectionError(f"{queue}: review queue not found (run `inspection audit` first)")
-        q = pd.read_csv(queue, dtype=str, keep_default_na=False)
-        res = relabel(m, q, load_extra_labels(labels, m), out, cfg["method"], np.load(probs) if probs else None)
-    except (InspectionError, ValueError, OSError) as e:
-        raise _fail(e) from None
+    cfg = compose_group("curation", ctx.args + ([f"relabel.method={method}"] if method else []))["relabel"]
+    m = load_manifest(manifest)
+    if not queue.is_file():
+        raise InspectionError(f"{queue}: review queue not found (run `inspection audit` first)")
+    q = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    res = relabel(m, q, load_extra_labels(labels, m), out, cfg["method"], np.load(probs) if probs else None)
     s = res.summary
     typer.echo(f"{s['queued']} queued: {s['agreed']} agreed ({s['label_changed']} changed), {s['ambiguous']} "
                f"ambiguous, {s['rejected']} unusable → {res.consensus_csv}")
 
 
+@user_errors
 def curate_cmd(
     ctx: typer.Context,
     manifest: Path = typer.Argument(..., help="The audited manifest.csv (v1)."),
@@ -158,17 +118,14 @@ def curate_cmd(
     from inspection.data.manifest import load_manifest
 
     extra = [f"curate.ambiguous_priority=[{priority}]"] if priority else []
-    try:
-        cfg = to_dataclass(CurationConfig, _compose("curation", ctx.args + extra)["curate"], "curate.")
-        tables = []
-        for p in (consensus, quality, issues):
-            if p is not None and not p.is_file():
-                raise InspectionError(f"{p}: not found")
-            tables.append(pd.read_csv(p, dtype=str, keep_default_na=False) if p is not None else None)
-        sources = {k: str(p) for k, p in (("consensus", consensus), ("quality", quality), ("issues", issues)) if p}
-        res = curate(load_manifest(manifest), tables[0], cfg, out, tables[1], tables[2], sources)
-    except (InspectionError, ValueError, OSError) as e:
-        raise _fail(e) from None
+    cfg = to_dataclass(CurationConfig, compose_group("curation", ctx.args + extra)["curate"], "curate.")
+    tables = []
+    for p in (consensus, quality, issues):
+        if p is not None and not p.is_file():
+            raise InspectionError(f"{p}: not found")
+        tables.append(pd.read_csv(p, dtype=str, keep_default_na=False) if p is not None else None)
+    sources = {k: str(p) for k, p in (("consensus", consensus), ("quality", quality), ("issues", issues)) if p}
+    res = curate(load_manifest(manifest), tables[0], cfg, out, tables[1], tables[2], sources)
     s = res.summary
     typer.echo(f"{cfg.version}: relabelled {s['relabelled']}, removed {s['removed']} "
                f"({s['train_val_before']} → {s['train_val_after']} train/val images) → {res.manifest_csv}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from inspection.core.errors import InspectionError
+from inspection.core.errors import InspectionError, user_errors
 from inspection.data.manifest import SPLITS, Manifest, load_manifest
 
 data_app = typer.Typer(
@@ -53,13 +53,8 @@ def summarize(manifest: Manifest) -> str:
     return "\n".join([head, table.to_string(), *extra])
 
 
-def _fail(e: InspectionError) -> typer.Exit:
-    # A user error is a message, not a traceback.
-    typer.echo(f"error: {e}", err=True)
-    return typer.Exit(code=2)
-
-
 @data_app.command("import")
+@user_errors
 def import_cmd(
     kind: SourceKind = typer.Argument(..., help="Source layout."),
     src: Path = typer.Argument(..., help="Source folder."),
@@ -84,25 +79,23 @@ def import_cmd(
     """Import a source layout into a self-contained dataset folder and print class x split counts."""
     from inspection.data.importers import import_folder, import_mvtec, import_neu
 
-    try:
-        if kind is not SourceKind.folder and (ok_class or labels_csv):
-            raise InspectionError("--ok-class and --labels-csv apply to 'folder' imports only")
-        if binary and kind is not SourceKind.mvtec:
-            raise InspectionError("--binary applies to 'mvtec' imports only")
-        common = {"seed": seed, "copy": not no_copy, "skip_bad": skip_bad}
-        if kind is SourceKind.neu:
-            m = import_neu(src, out, **common)
-        elif kind is SourceKind.mvtec:
-            m = import_mvtec(src, out, binary=binary, **common)
-        else:
-            m = import_folder(src, out, ok_classes=list(ok_class or []), labels_csv=labels_csv, **common)
-    except InspectionError as e:
-        raise _fail(e) from None
+    if kind is not SourceKind.folder and (ok_class or labels_csv):
+        raise InspectionError("--ok-class and --labels-csv apply to 'folder' imports only")
+    if binary and kind is not SourceKind.mvtec:
+        raise InspectionError("--binary applies to 'mvtec' imports only")
+    common = {"seed": seed, "copy": not no_copy, "skip_bad": skip_bad}
+    if kind is SourceKind.neu:
+        m = import_neu(src, out, **common)
+    elif kind is SourceKind.mvtec:
+        m = import_mvtec(src, out, binary=binary, **common)
+    else:
+        m = import_folder(src, out, ok_classes=list(ok_class or []), labels_csv=labels_csv, **common)
     typer.echo(summarize(m))
     typer.echo(f"wrote {out / 'manifest.csv'}")
 
 
 @data_app.command("synth")
+@user_errors
 def synth_cmd(
     kind: SynthKind = typer.Argument(
         ..., help="Synthetic family: steel (6 defect types) or pill (good + defects)."
@@ -115,15 +108,13 @@ def synth_cmd(
     """Generate a small synthetic dataset (for tests, demos and smoke runs)."""
     from inspection.data.synth import generate_dataset  # lazy: only this command needs the generator
 
-    try:
-        m = generate_dataset(kind.value, out, n_per_class=n_per_class, size=size, seed=seed)
-    except InspectionError as e:
-        raise _fail(e) from None
+    m = generate_dataset(kind.value, out, n_per_class=n_per_class, size=size, seed=seed)
     typer.echo(summarize(m))
     typer.echo(f"wrote {out / 'manifest.csv'}")
 
 
 @data_app.command("validate")
+@user_errors
 def validate_cmd(
     manifest: Path = typer.Argument(..., help="Path to manifest.csv (dataset.json must sit beside it)."),
     check_files: bool = typer.Option(
@@ -131,9 +122,6 @@ def validate_cmd(
     ),
 ) -> None:
     """Validate a manifest and print class x split counts, or the first problem found."""
-    try:
-        m = load_manifest(manifest, check_files=check_files)
-    except InspectionError as e:
-        raise _fail(e) from None
+    m = load_manifest(manifest, check_files=check_files)
     typer.echo(summarize(m))
     typer.echo(f"{manifest}: OK")

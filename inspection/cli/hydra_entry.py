@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -14,17 +12,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from inspection.core.errors import InspectionError
+from inspection.cli.compose import config_dir
+from inspection.core.errors import user_errors
 
 log = logging.getLogger("inspection")
-
-
-def config_dir() -> str:
-    """conf/ beside the package (repo checkout / editable install), or $INSPECTION_CONFIG_DIR."""
-    env = os.environ.get("INSPECTION_CONFIG_DIR")
-    if env:
-        return str(Path(env).resolve())
-    return str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _output_dir(cfg: DictConfig, out_dir: Path | None) -> Path:
@@ -65,7 +56,7 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
         trainer_config,
     )
     from inspection.cli.lineage import run_lineage
-    from inspection.models.train import fit_classifier
+    from inspection.training.fit import fit_classifier
 
     if quiet:  # many runs in one process (search, compare): their progress lines are enough
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
@@ -115,22 +106,8 @@ def run_evaluate(cfg: DictConfig) -> dict:
     return m
 
 
-def _user_errors(fn):
-    """A user's mistake (bad data, file, checkpoint or setting) → `error: ...` and exit 2, not Hydra's traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(cfg: DictConfig):
-        try:
-            return fn(cfg)
-        except (InspectionError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            sys.exit(2)
-
-    return wrapper
-
-
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-@_user_errors
+@user_errors
 def train_main(cfg: DictConfig) -> float | None:
     summary = run_train(cfg)
     # Returned value lets Hydra sweepers optimise on it.
@@ -138,6 +115,6 @@ def train_main(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
-@_user_errors
+@user_errors
 def evaluate_main(cfg: DictConfig) -> None:
     run_evaluate(cfg)

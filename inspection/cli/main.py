@@ -11,6 +11,8 @@ except ModuleNotFoundError as e:  # the torch-free edge install ships no CLI dep
     sys.exit(f"the `inspection` command needs the training install (pip install '.[train]'; missing: {e.name}). "
              "On an edge box run `python -m inspection.edge MODEL.onnx SOURCES --out results.csv` instead.")
 
+from inspection.core.errors import user_errors  # noqa: E402  (after the typer check above)
+
 app = typer.Typer(
     help="Visual defect inspection: train (Hydra), evaluate, export to ONNX, inspect folders, audit labels.",
     no_args_is_help=True,
@@ -50,6 +52,7 @@ def evaluate(ctx: typer.Context) -> None:
 
 
 @app.command(context_settings=_HYDRA)
+@user_errors
 def search(ctx: typer.Context) -> None:
     """Hyperparameter search with Optuna over Hydra configs (resumable): `inspection search data=neu hparams_search.n_trials=20`."""
     from inspection.cli.compose_help import answered_help
@@ -61,6 +64,7 @@ def search(ctx: typer.Context) -> None:
 
 
 @app.command(context_settings=_HYDRA)
+@user_errors
 def compare(ctx: typer.Context) -> None:
     """Data-centric vs model-centric on one gold test split: `inspection compare data=neu compare=quick`; noise_sweep=true adds the noise curve."""
     from inspection.cli.compare_cmd import run_compare
@@ -80,16 +84,20 @@ def _register_optional() -> None:
     from inspection.cli.data_cmds import data_app
 
     app.add_typer(data_app, name="data", help="Import real datasets, generate synthetic ones, validate manifests.")
-    from inspection.cli import curation_cmds, export_cmds
+    from inspection.cli import curation_cmds, export_cmds, inspect_cmd
 
     export_cmds.register(app)
+    inspect_cmd.register(app)
     curation_cmds.register(app)
-    from inspection.cli import pipeline_cmds
+    from inspection.cli import dvc_stages
 
-    pipeline_cmds.register(app)
+    dvc_stages.register(app)
 
 
 def main() -> None:
+    from inspection.edge.logs import configure_logging
+
+    configure_logging()  # one logging setup for every verb (Hydra's verbs then add their own job logging)
     _register_optional()
     app()
 

@@ -6,16 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from inspection.cli.hydra_entry import config_dir, run_train
-
-
-def compose_train(overrides: list[str]) -> DictConfig:
-    """Compose conf/train.yaml outside a Hydra run (no run dir, no logger that needs one)."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=[*overrides, "~logger"])
+from inspection.cli.compose import compose_train
+from inspection.cli.hydra_entry import run_train
 
 
 def _key(override: str) -> str:
@@ -24,7 +18,7 @@ def _key(override: str) -> str:
 
 def search_study(overrides: list[str], out_dir: Path | None = None, quiet: bool = True) -> dict:
     """Run the study named by cfg.hparams_search; returns best overrides/value and writes search.json."""
-    from inspection.models.search import run_study
+    from inspection.training.search import run_study
 
     if not any(_key(o) == "hparams_search" for o in overrides):
         overrides = [*overrides, "hparams_search=optuna"]

@@ -1,4 +1,4 @@
-"""File helpers shared by every layer: content hashes and atomic writes."""
+"""File helpers shared by every layer: which names are images, content hashes and atomic writes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+# Every reader of image folders (import, inspect, audit) lists these, so they agree on what an image is.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def is_image_name(name: str) -> bool:
+    """A visible file whose extension (any case) is an image format the decoder reads."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def file_sha256(path: str | os.PathLike) -> str:

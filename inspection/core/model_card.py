@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from inspection.core.errors import ModelCardError
-from inspection.core.files import atomic_write_text  # noqa: F401  (re-exported: many modules import it here)
+from inspection.core.files import atomic_write_text
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
 

@@ -80,7 +80,10 @@ def resize_image(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def normalize(batch_hwc_u8: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """uint8 (N)HWC → float32 (N)CHW, (x/255 - mean) / std. The exported ONNX graph does the same ops."""
+    """uint8 (N)HWC → float32 (N)CHW, (x/255 - mean) / std: the numpy reference for torch-free callers.
+
+    models.normalize.Normalize runs these ops in this order in training, evaluation, the torch engine and the
+    exported graph; tests hold the two equal."""
     x = batch_hwc_u8.astype(np.float32) * (1.0 / 255.0)
     mean = np.asarray(spec.mean, np.float32)
     std = np.asarray(spec.std, np.float32)

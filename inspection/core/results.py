@@ -1,10 +1,23 @@
-"""Per-image result records: the common currency of evaluation for torch, ONNX and edge outputs."""
+"""Per-image outcomes: ImageResult (what an engine yields while inspecting) and ResultRecord (what evaluation
+scores, for torch, ONNX and edge outputs alike)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from inspection.core.postprocess import Verdict
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome in a batch run: probabilities and verdict, or the reason it could not be read."""
+
+    path: str
+    probs: np.ndarray | None = None
+    verdict: Verdict | None = None
+    error: str | None = None
 
 
 @dataclass

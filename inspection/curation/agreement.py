@@ -13,21 +13,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-MISSING = -1
-
-
-def label_matrix(table: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
-    """Strings (or "" / NaN for gaps) → int matrix of class indices, -1 where missing; unknown labels raise."""
-    idx = {c: i for i, c in enumerate(classes)}
-    out = np.full(table.shape, MISSING, np.int64)
-    for j, col in enumerate(table.columns):
-        for i, v in enumerate(table[col].tolist()):
-            if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
-                continue
-            if str(v) not in idx:
-                raise ValueError(f"column {col!r}, row {i}: label {v!r} is not one of {list(classes)}")
-            out[i, j] = idx[str(v)]
-    return out
+from inspection.curation.votes import MISSING, label_matrix, majority_codes
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int) -> tuple[float, int]:
@@ -127,7 +113,6 @@ class AgreementReport:
 
 def agreement_report(table: pd.DataFrame, classes: Sequence[str]) -> AgreementReport:
     """All agreement statistics for a labeler table (columns = labelers, "" = not labelled)."""
-    from inspection.curation.consensus import majority_codes  # consensus builds on the same label matrix
 
     labels = label_matrix(table, classes)
     c = len(classes)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 from inspection.curation.agreement import AgreementReport, agreement_report
 from inspection.curation.defect_book import write_defect_book
 from inspection.curation.label_issues import Recipe, find_label_issues, out_of_fold_probs, trainval_rows

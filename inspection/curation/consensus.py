@@ -12,22 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from inspection.curation.agreement import MISSING, label_matrix
+from inspection.core.errors import ConfigError
+from inspection.curation.votes import MISSING, label_matrix, majority_codes
 
 AGREED, AMBIGUOUS, REJECTED, UNLABELLED = "agreed", "ambiguous", "rejected", "unlabelled"
 # A labeler may answer "unusable image" instead of a class (blurred, cut-off...): it is a vote like any other.
 REJECT = "_reject"
 CONSENSUS_COLUMNS = ["consensus", "status", "n_votes", "agreement", "candidates", "votes", "suggestion"]
-
-
-def majority_codes(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Majority class index per row of a label matrix; -1 where there are no votes or the top count is tied."""
-    counts = np.zeros((labels.shape[0], n_classes), np.int64)
-    rows, cols = np.nonzero(labels != MISSING)
-    np.add.at(counts, (rows, labels[rows, cols]), 1)
-    top = counts.max(1)
-    unique = (counts == top[:, None]).sum(1) == 1
-    return np.where((top > 0) & unique, counts.argmax(1), MISSING)
 
 
 def majority_vote(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
@@ -64,7 +55,7 @@ def cleanlab_consensus(table: pd.DataFrame, probs: np.ndarray, classes: Sequence
 
     probs = np.asarray(probs, float)
     if probs.shape != (len(table), len(classes)):
-        raise ValueError(f"probs shape {probs.shape} != ({len(table)}, {len(classes)})")
+        raise ConfigError(f"probs shape {probs.shape} != ({len(table)}, {len(classes)})")
     result = majority_vote(table, classes)
     result["quality"] = np.nan
     # Rejections are not classes to cleanlab: they are decided by the vote above, the rest by CROWDLAB.
@@ -96,7 +87,7 @@ def consensus(table: pd.DataFrame, classes: Sequence[str], method: str = "auto",
               probs: np.ndarray | None = None) -> pd.DataFrame:
     """Dispatch: "majority", "cleanlab" (needs probs; majority without them), "auto" = cleanlab when probs exist."""
     if method not in ("auto", "majority", "cleanlab"):
-        raise ValueError(f"unknown consensus method {method!r} (auto, majority, cleanlab)")
+        raise ConfigError(f"unknown consensus method {method!r} (auto, majority, cleanlab)")
     if method == "majority" or probs is None:
         return majority_vote(table, classes)
     return cleanlab_consensus(table, probs, classes)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from inspection.core.errors import ManifestError
-from inspection.core.model_card import atomic_write_text
+from inspection.core.errors import ConfigError, ManifestError
+from inspection.core.files import atomic_write_text
 from inspection.curation.consensus import AGREED, AMBIGUOUS, REJECT, REJECTED
 from inspection.curation.curate_inputs import check_tables
 from inspection.data.manifest import LABELER_PREFIX, REQUIRED_COLUMNS, Manifest, write_manifest
@@ -64,13 +64,13 @@ def curate(manifest: Manifest, consensus: pd.DataFrame | None, cfg: CurationConf
     if bad:
         raise ManifestError(f"ambiguous_priority names unknown classes {bad} (classes: {manifest.classes})")
     if cfg.unresolved_ambiguous not in ("remove", "keep"):
-        raise ValueError(f"unresolved_ambiguous must be 'remove' or 'keep', got {cfg.unresolved_ambiguous!r}")
+        raise ConfigError(f"unresolved_ambiguous must be 'remove' or 'keep', got {cfg.unresolved_ambiguous!r}")
     check_tables(manifest, {"consensus": consensus, "quality": quality, "issues": issues}, sources or {})
     rows = manifest.rows.copy()
     cons = consensus.set_index("path") if consensus is not None else pd.DataFrame()
     flags = (quality.set_index("path")["flags"].fillna("").astype(str).to_dict() if quality is not None else {})
     if cfg.prune_unreviewed_issues and issues is None:
-        raise ValueError("prune_unreviewed_issues needs the audit's label issues (label_issues.csv)")
+        raise ConfigError("prune_unreviewed_issues needs the audit's label issues (label_issues.csv)")
     flagged = set()
     if issues is not None:
         flagged = set(issues.loc[issues["is_issue"].astype(str).isin(["True", "true", "1"]), "path"])

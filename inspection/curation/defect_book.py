@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 from inspection.curation.quality import QUALITY_FLAGS
 from inspection.curation.review_queue import write_contact_sheet
 from inspection.data.manifest import Manifest

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inspection.core.errors import ConfigError
 from inspection.core.image import read_image
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.manifest import REQUIRED_COLUMNS, Manifest, write_manifest
@@ -88,12 +89,12 @@ def out_of_fold_probs(manifest: Manifest, recipe: Recipe | None = None, k: int =
     from inspection.data.datamodule import DataConfig
     from inspection.evaluation.predict import predict_files
     from inspection.models.checkpoint import load_checkpoint
-    from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
+    from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
 
     recipe = recipe or Recipe()
     rows = trainval_rows(manifest)
     if len(rows) < 2 * k:
-        raise ValueError(f"{manifest.name}: {len(rows)} train/val images are too few for {k}-fold cross-validation")
+        raise ConfigError(f"{manifest.name}: {len(rows)} train/val images are too few for {k}-fold cross-validation")
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="oof-"))
     key = oof_cache_key(manifest, recipe, k, seed)
     final = work / f"oof-{key}.npy"

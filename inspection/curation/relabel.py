@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from inspection.core.errors import ManifestError
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 from inspection.curation.consensus import REJECT, consensus
 from inspection.curation.label_issues import trainval_rows
 from inspection.data.manifest import LABELER_PREFIX, Manifest

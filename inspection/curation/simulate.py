@@ -20,10 +20,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from inspection.core.errors import ConfigError
+from inspection.core.files import atomic_write_text, file_sha256
 from inspection.core.image import read_image
-from inspection.core.model_card import atomic_write_text
 from inspection.curation.consensus import REJECT
-from inspection.data.manifest import LABELER_PREFIX, Manifest, file_sha256, write_manifest
+from inspection.data.manifest import LABELER_PREFIX, Manifest, write_manifest
 
 V1_MANIFEST, GOLD_MANIFEST, HIDDEN_LABELS = "manifest_v1.csv", "manifest_gold.csv", "hidden_labels.csv"
 BAD_DIR = "_bad_acquisitions"  # inside the image root: manifests may not point outside it
@@ -57,17 +58,17 @@ class LabelingConfig:
         rates |= {f"pair_noise[{i}]": r for i, r in enumerate(self.pair_noise)}
         bad = {k: v for k, v in rates.items() if not 0 <= v <= 1}
         if bad or not self.pair_noise or not self.ambiguous_rules:
-            raise ValueError(f"rates must lie in [0, 1] and pair_noise/ambiguous_rules be non-empty: {bad}")
+            raise ConfigError(f"rates must lie in [0, 1] and pair_noise/ambiguous_rules be non-empty: {bad}")
         if set(self.ambiguous_rules) - {"first", "last", "random"}:
-            raise ValueError(f"ambiguous_rules must be first/last/random, got {self.ambiguous_rules}")
+            raise ConfigError(f"ambiguous_rules must be first/last/random, got {self.ambiguous_rules}")
         if set(self.bad_kinds) - set(BAD_KINDS) or not self.bad_kinds:
-            raise ValueError(f"bad_kinds must be a non-empty subset of {list(BAD_KINDS)}, got {self.bad_kinds}")
+            raise ConfigError(f"bad_kinds must be a non-empty subset of {list(BAD_KINDS)}, got {self.bad_kinds}")
 
     def labeler_names(self) -> list[str]:
         """Names of the K labelers (validated)."""
         names = list(self.names) if self.names else [f"l{i + 1}" for i in range(self.n_labelers)]
         if len(names) != self.n_labelers or len(set(names)) != len(names):
-            raise ValueError(f"need {self.n_labelers} distinct labeler names, got {names}")
+            raise ConfigError(f"need {self.n_labelers} distinct labeler names, got {names}")
         return names
 
 
@@ -130,7 +131,7 @@ def degrade_image(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.nd
                   (slice(None), slice(0, bw)), (slice(None), slice(w - bw, w))][side]
         out[region] = 0.0
     else:
-        raise ValueError(f"unknown bad acquisition kind {kind!r}; valid: {list(BAD_KINDS)}")
+        raise ConfigError(f"unknown bad acquisition kind {kind!r}; valid: {list(BAD_KINDS)}")
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(img.shape)
 
 
@@ -176,7 +177,7 @@ def _resolve_pairs(gold: Manifest, cfg: LabelingConfig, confusion: np.ndarray | 
     if cfg.confusable_pairs:
         bad = [c for p in cfg.confusable_pairs for c in p if c not in gold.classes]
         if bad or any(len(p) != 2 for p in cfg.confusable_pairs):
-            raise ValueError(f"confusable_pairs must be pairs of classes {gold.classes}; got {cfg.confusable_pairs}")
+            raise ConfigError(f"confusable_pairs must be pairs of classes {gold.classes}; got {cfg.confusable_pairs}")
         return [list(p) for p in cfg.confusable_pairs]
     return [list(p) for p in confusable_pairs(centroid_confusion(gold), gold.classes, cfg.n_pairs)]
 
@@ -187,13 +188,13 @@ def simulate_campaign(gold: Manifest, cfg: LabelingConfig, out_dir: str | Path,
     out = Path(out_dir)
     names = cfg.labeler_names()
     if not 0 <= cfg.v1_labeler < cfg.n_labelers:
-        raise ValueError(f"v1_labeler {cfg.v1_labeler} is not one of the {cfg.n_labelers} labelers")
+        raise ConfigError(f"v1_labeler {cfg.v1_labeler} is not one of the {cfg.n_labelers} labelers")
     rng = np.random.default_rng(cfg.seed)
     pairs = _resolve_pairs(gold, cfg, confusion)
     partner = {a: b for a, b in pairs} | {b: a for a, b in pairs}
     cfg = LabelingConfig(**{**asdict(cfg), "bias": cfg.bias or (pairs[0] if pairs else None)})
     if cfg.bias and any(c not in gold.classes for c in cfg.bias):
-        raise ValueError(f"bias {cfg.bias} names classes outside {gold.classes}")
+        raise ConfigError(f"bias {cfg.bias} names classes outside {gold.classes}")
     root = out / "images"
     _mirror_images(gold, root)
     base = gold.rows.drop(columns=gold.labeler_columns()).copy()  # the campaign defines who labelled what

@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from inspection.core.errors import ManifestError
-from inspection.core.files import file_sha256  # noqa: F401  (re-exported)
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 
 REQUIRED_COLUMNS = ("path", "label", "split", "sha256")
 SPLITS = ("train", "val", "test")

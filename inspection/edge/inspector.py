@@ -1,21 +1,30 @@
-"""OnnxInspector: an exported model + its model card, run with ONNX Runtime alone (no torch)."""
+"""OnnxInspector: an exported model + its model card, run with ONNX Runtime alone (no torch); an Inspector."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from inspection.core.errors import InspectionError, ModelCardError
-from inspection.core.files import file_sha256  # noqa: F401  (re-exported)
+from inspection.core.file_chunks import FileChunk, read_chunk
+from inspection.core.files import file_sha256
 from inspection.core.model_card import ModelCard
-from inspection.core.postprocess import Verdict, postprocess
-from inspection.core.preprocess import PreprocessSpec, load_model_input, resize_image
-from inspection.edge.providers import create_session
+from inspection.core.postprocess import Verdict
+from inspection.core.preprocess import resize_image
+from inspection.core.results import ImageResult
+from inspection.edge.engine import CardBacked
+from inspection.edge.providers import available_cpus, create_session
 
 CARD_KEY = "inspection.model_card"  # written by inspection.export.onnx_export
+DEFAULT_BATCH_SIZE = 32  # ORT on CPU gains little beyond it; memory stays small on an edge box
 
 
 def card_from_metadata(meta: dict[str, str], source: str) -> ModelCard:
@@ -32,7 +41,7 @@ def card_from_metadata(meta: dict[str, str], source: str) -> ModelCard:
     return ModelCard.from_dict(d, source)
 
 
-class OnnxInspector:
+class OnnxInspector(CardBacked):
     """Load model.onnx, validate its card against the graph, and classify uint8 images."""
 
     def __init__(self, model_path: str | os.PathLike, device: str = "auto", require_gpu: bool = False,
@@ -62,18 +71,6 @@ class OnnxInspector:
         if len(out.shape) != 2 or (isinstance(out.shape[1], int) and out.shape[1] != n):
             raise ModelCardError(f"{self.path}: graph output {out.shape} does not match {n} class names")
 
-    @property
-    def class_names(self) -> list[str]:
-        return self.card.class_names
-
-    @property
-    def spec(self) -> PreprocessSpec:
-        return self.card.preprocess
-
-    def load(self, path: str | os.PathLike) -> np.ndarray:
-        """Read a file and resize it to the model input: the same two calls the training-side evaluation makes."""
-        return load_model_input(path, self.spec)
-
     def predict(self, batch_u8_nhwc: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, C] at the model's input size → probabilities float32 [N, classes]."""
         x = np.asarray(batch_u8_nhwc)
@@ -84,10 +81,6 @@ class OnnxInspector:
         if len(x) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0].astype(np.float32, copy=False)
-
-    def decide(self, probs: np.ndarray) -> list[Verdict]:
-        """Probabilities → OK / NG / REVIEW with the card's thresholds."""
-        return postprocess(probs, self.class_names, self.card.thresholds)
 
     def inspect_arrays(self, images: list[np.ndarray]) -> list[Verdict]:
         """Decoded uint8 images of any size → verdicts (resized with core.resize_image)."""
@@ -100,6 +93,46 @@ class OnnxInspector:
         c = self.card
         return (f"{self.path.name} [{self.model_hash}] {c.backbone or 'model'} {c.precision} "
                 f"{c.preprocess.height}x{c.preprocess.width}x{c.preprocess.channels} "
-                f"{len(c.class_names)} classes on {self.providers.describe()}")
+                f"{len(c.class_names)} classes on {self.runs_on()}")
+
+    def runs_on(self) -> str:
+        return self.providers.describe()
+
+    def iter_results(self, paths: Iterable[str], batch_size: int | None = None, workers: int | None = None,
+                     prefetch: int = 2) -> Iterator[list[ImageResult]]:
+        """Yield one list of results per batch; at most `prefetch` batches are decoded ahead (bounded memory).
+
+        Each batch is split into one chunk per worker thread (OpenCV decodes outside the GIL); every file gets its
+        pixels or its error, so one bad file never stops a batch."""
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        if batch_size < 1:
+            raise InspectionError(f"batch size must be >= 1, got {batch_size}")
+        workers = workers or min(8, available_cpus())
+        part = -(-batch_size // workers)
+        read = partial(read_chunk, spec=self.spec, keep_jpeg=False)
+        it = iter(paths)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            pending: deque[Iterator[FileChunk]] = deque()
+
+            def submit_next() -> None:
+                batch = list(islice(it, batch_size))
+                if batch:
+                    pending.append(pool.map(read, [batch[i : i + part] for i in range(0, len(batch), part)]))
+
+            for _ in range(max(1, prefetch)):
+                submit_next()
+            while pending:
+                chunk = FileChunk.concat(pending.popleft())
+                submit_next()  # decode the next batch while this one runs through the model
+                results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
+                slots = [i for i, px in enumerate(chunk.pixels) if px is not None]
+                if slots:
+                    probs = self.predict(np.stack([chunk.pixels[i] for i in slots]))
+                    for k, verdict, p in zip(slots, self.decide(probs), probs, strict=True):
+                        results[k].probs, results[k].verdict = p, verdict
+                yield results
+
+    def close(self) -> None:
+        """Nothing to release: decode threads live only while iter_results runs (the session goes with the object)."""
 
 

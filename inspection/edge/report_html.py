@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import cv2
 
 from inspection.core.errors import ImageDecodeError
+from inspection.core.files import atomic_write_text
 from inspection.core.image import read_image
-from inspection.core.model_card import atomic_write_text
 from inspection.edge.runner import RunSummary
 
 THUMB_PX = 128

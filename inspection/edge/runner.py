@@ -1,4 +1,4 @@
-"""Streaming batch inspection: bounded memory, parallel decode, batched inference, rows flushed as produced."""
+"""Streaming batch inspection with any Inspector: bounded memory, rows flushed as produced, resume, summary."""
 
 from __future__ import annotations
 
@@ -6,71 +6,20 @@ import itertools
 import os
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-
 from inspection.core.errors import InspectionError
-from inspection.core.file_chunks import FileChunk, read_chunk
-from inspection.core.postprocess import Verdict
-from inspection.edge.inspector import OnnxInspector
-from inspection.edge.providers import available_cpus
+from inspection.core.results import ImageResult
+from inspection.edge.engine import Inspector
 from inspection.edge.sources import expand_sources
 from inspection.edge.writers import ResultWriter, output_format, read_rows
 
 FAIL_ON = ("ng", "review", "error")
 MAX_THUMBNAILS = 120  # the report shows at most this many NG/REVIEW images: memory stays bounded
-
-
-@dataclass
-class ImageResult:
-    """One image's outcome: probabilities and verdict, or the reason it could not be read."""
-
-    path: str
-    probs: np.ndarray | None = None
-    verdict: Verdict | None = None
-    error: str | None = None
-
-
-def iter_results(inspector: OnnxInspector, paths: Iterable[str], batch_size: int = 32,
-                 workers: int | None = None, prefetch: int = 2) -> Iterator[list[ImageResult]]:
-    """Yield one list of results per batch; at most `prefetch` batches are decoded ahead (bounded memory).
-
-    Each batch is split into one chunk per worker thread (OpenCV decodes outside the GIL); every file gets its
-    pixels or its error, so one bad file never stops a batch."""
-    if batch_size < 1:
-        raise InspectionError(f"batch size must be >= 1, got {batch_size}")
-    workers = workers or min(8, available_cpus())
-    part = -(-batch_size // workers)
-    read = partial(read_chunk, spec=inspector.spec, keep_jpeg=False)
-    it = iter(paths)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending: deque[Iterator[FileChunk]] = deque()
-
-        def submit_next() -> None:
-            batch = list(islice(it, batch_size))
-            if batch:
-                pending.append(pool.map(read, [batch[i : i + part] for i in range(0, len(batch), part)]))
-
-        for _ in range(max(1, prefetch)):
-            submit_next()
-        while pending:
-            chunk = FileChunk.concat(pending.popleft())
-            submit_next()  # decode the next batch while this one runs through the model
-            results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
-            slots = [i for i, px in enumerate(chunk.pixels) if px is not None]
-            if slots:
-                probs = inspector.predict(np.stack([chunk.pixels[i] for i in slots]))
-                for k, verdict, p in zip(slots, inspector.decide(probs), probs, strict=True):
-                    results[k].probs, results[k].verdict = p, verdict
-            yield results
 
 
 def to_row(r: ImageResult, class_names: list[str], top_k: int, model_hash: str) -> dict:
@@ -179,7 +128,7 @@ def _resume_state(out: Path, summary: RunSummary) -> set[str]:
     return done
 
 
-def run_inspection(inspector: OnnxInspector, sources: list[str], out: str | os.PathLike, batch_size: int = 32,
+def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathLike, batch_size: int | None = None,
                    workers: int | None = None, top_k: int = 3, resume: bool = False, overwrite: bool = False,
                    progress: Progress | None = None) -> RunSummary:
     """Inspect every image in `sources`, appending rows to `out`; everything is validated before the first image."""
@@ -194,8 +143,9 @@ def run_inspection(inspector: OnnxInspector, sources: list[str], out: str | os.P
         raise InspectionError(f"{out} already exists: pass --resume to continue it or --overwrite to replace it")
     if top_k < 1:
         raise InspectionError(f"--top-k must be >= 1, got {top_k}")
-    top_k = min(top_k, len(inspector.class_names))
-    summary = RunSummary(str(out), inspector.model_hash, inspector.providers.describe())
+    class_names = inspector.card.class_names
+    top_k = min(top_k, len(class_names))
+    summary = RunSummary(str(out), inspector.model_hash, inspector.runs_on())
     done = _resume_state(out, summary) if resume and out.exists() else set()
     todo = (p for p in paths if p not in done) if done else paths
     progress = progress or Progress()
@@ -205,11 +155,8 @@ def run_inspection(inspector: OnnxInspector, sources: list[str], out: str | os.P
     except OSError as e:
         raise InspectionError(f"{out}: cannot write the results ({e.strerror or e})") from None
     with writer:
-        # An engine may bring its own batching (the torch engine decodes JPEG batches on the GPU).
-        batches = (inspector.iter_results(todo, batch_size, workers) if hasattr(inspector, "iter_results")
-                   else iter_results(inspector, todo, batch_size, workers))
-        for batch in batches:
-            rows = [to_row(r, inspector.class_names, top_k, inspector.model_hash) for r in batch]
+        for batch in inspector.iter_results(todo, batch_size, workers):
+            rows = [to_row(r, class_names, top_k, inspector.model_hash) for r in batch]
             writer.write_rows(rows)
             for row in rows:
                 summary.add(row)

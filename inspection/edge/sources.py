@@ -8,8 +8,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from inspection.core.errors import InspectionError
+from inspection.core.files import is_image_name
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 LIST_EXTENSIONS = frozenset({".txt", ".lst"})
 _GLOB_CHARS = set("*?[")
 
@@ -44,7 +44,7 @@ def walk_images(folder: str | os.PathLike) -> Iterator[str]:
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if is_image_name(name):
                 yield os.path.join(root, name)
 
 

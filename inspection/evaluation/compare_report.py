@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from inspection.core.model_card import atomic_write_text  # noqa: E402
+from inspection.core.files import atomic_write_text  # noqa: E402
 
 LABELS = {"baseline": "baseline (v1)", "model_centric": "model-centric (v1, search)",
           "data_centric": "data-centric (v2)", "oracle": "oracle (gold)"}

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from inspection.core.errors import ManifestError
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 from inspection.core.results import ResultRecord
 from inspection.data.manifest import load_manifest
 from inspection.evaluation.metrics import compute_metrics

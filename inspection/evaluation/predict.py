@@ -9,15 +9,16 @@ import numpy as np
 import torch
 
 from inspection.core.errors import ImageDecodeError
-from inspection.core.preprocess import load_model_input, normalize
+from inspection.core.preprocess import load_model_input
 from inspection.core.results import ResultRecord
 from inspection.models.checkpoint import LoadedModel
+from inspection.models.normalize import Normalize
 
 
 @torch.inference_mode()
 def predict_arrays(model: LoadedModel, batch_hwc_u8: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Resized uint8 N x H x W x C batch → softmax probabilities (N x C), float32 maths as in the ONNX graph."""
-    x = torch.from_numpy(normalize(batch_hwc_u8, model.spec)).to(device)
+    """Resized uint8 N x H x W x C batch → softmax probabilities (N x C): the normalisation of the ONNX graph."""
+    x = Normalize(model.spec).to(device)(torch.from_numpy(np.ascontiguousarray(batch_hwc_u8)).to(device))
     net = model.net.to(device).eval()
     return torch.softmax(net(x).float(), dim=1).cpu().numpy()
 

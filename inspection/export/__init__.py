@@ -1,8 +1,8 @@
 """Checkpoint → ONNX (uint8 pixels in, probabilities out), precision conversion, and the gates that guard them."""
 
+from inspection.export.gated_export import ExportReport, export_model
 from inspection.export.onnx_export import UInt8Classifier, build_onnx_graph, export_onnx
 from inspection.export.parity import ParityReport, check_parity, compare_records
-from inspection.export.pipeline import ExportReport, export_model
 from inspection.export.quantize import GateReport, convert_fp16, precision_gate, quantize_int8
 from inspection.export.verify import VerifyReport, load_eval_images, verify_model
 

@@ -14,11 +14,12 @@ import onnx
 import torch
 from torch import nn
 
-from inspection.core.files import atomic_write_bytes
+from inspection.core.files import atomic_write_bytes, file_sha256
 from inspection.core.model_card import ModelCard, write_model_card
 from inspection.core.preprocess import PreprocessSpec
-from inspection.edge.inspector import CARD_KEY, file_sha256  # CARD_KEY: the one key the edge runtime reads
+from inspection.edge.inspector import CARD_KEY  # CARD_KEY: the one key the edge runtime reads
 from inspection.models.checkpoint import LoadedModel
+from inspection.models.normalize import Normalize
 
 OPSET = 17  # pinned: the TorchScript exporter emits exactly this; the dynamo fallback starts at 18
 DYNAMO_OPSET = 18
@@ -26,23 +27,19 @@ INPUT_NAME, OUTPUT_NAME = "pixels", "probs"
 
 
 class UInt8Classifier(nn.Module):
-    """uint8 [N,H,W,C] → float → /255 → (x-mean)/std → NCHW → net → softmax.
+    """uint8 [N,H,W,C] → models.normalize.Normalize (the training-time normalisation) → net → softmax.
 
-    Same float32 operations, in the same order, as `core.preprocess.normalize`, so the exported graph and the
-    training-side evaluation agree to ~1e-6. Resizing stays outside the graph (`core.resize_image`, defined once).
+    Normalize runs the float32 operations of `core.preprocess.normalize` in the same order, so the exported graph
+    and the training-side evaluation agree to ~1e-6. Resizing stays outside the graph (`core.resize_image`).
     """
 
     def __init__(self, net: nn.Module, spec: PreprocessSpec):
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 1, 1, -1))
-        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 1, 1, -1))
+        self.normalize = Normalize(spec)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.to(torch.float32) * (1.0 / 255.0)
-        x = (x - self.mean) / self.std
-        x = x.permute(0, 3, 1, 2)
-        return torch.softmax(self.net(x).float(), dim=1)
+        return torch.softmax(self.net(self.normalize(pixels)).float(), dim=1)
 
 
 def _export_torchscript(wrapper: nn.Module, dummy: torch.Tensor) -> onnx.ModelProto:

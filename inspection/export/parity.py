@@ -10,7 +10,6 @@ import numpy as np
 
 from inspection.core.results import ResultRecord
 from inspection.edge.inspector import OnnxInspector
-from inspection.edge.runner import iter_results
 from inspection.evaluation.predict import predict_files
 from inspection.models.checkpoint import LoadedModel
 
@@ -46,7 +45,7 @@ def predict_files_edge(inspector: OnnxInspector, paths: Sequence[str | Path], la
     """Run files through the edge batch runner (decode → resize → ONNX) and return ResultRecords in input order."""
     label_of = {str(p): (labels[i] if labels else None) for i, p in enumerate(paths)}
     records = []
-    for batch in iter_results(inspector, [str(p) for p in paths], batch_size, workers):
+    for batch in inspector.iter_results([str(p) for p in paths], batch_size, workers):
         for r in batch:
             records.append(ResultRecord(r.path, r.probs, label_of[r.path], error=r.error,
                                         meta={"runtime": "onnxruntime", "model_hash": inspector.model_hash}))

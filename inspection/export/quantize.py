@@ -23,6 +23,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from inspection.core.errors import ConfigError
 from inspection.core.postprocess import Thresholds
 from inspection.core.results import ResultRecord
 from inspection.edge.inspector import OnnxInspector
@@ -78,7 +79,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration_pa
                   ) -> onnx.ModelProto:
     """Static QDQ int8 (u8 activations, s8 per-channel weights), calibrated on training-split images."""
     if not calibration_paths:
-        raise ValueError("int8 quantisation needs calibration images (the training split)")
+        raise ConfigError("int8 quantisation needs calibration images (the training split)")
     inspector = OnnxInspector(src, device="cpu")
     reader = _PixelReader(inspector, calibration_paths)
     with tempfile.TemporaryDirectory(prefix="inspection-int8-") as tmp:

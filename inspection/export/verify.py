@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspection.core.errors import InspectionError, ManifestError
-from inspection.edge.inspector import OnnxInspector, file_sha256
+from inspection.core.files import file_sha256
+from inspection.edge.inspector import OnnxInspector
 from inspection.edge.sources import walk_images
 from inspection.evaluation.metrics import compute_metrics
 from inspection.export.parity import (

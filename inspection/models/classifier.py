@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspection.core.errors import ConfigError
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig
@@ -105,7 +106,7 @@ class DefectClassifier(pl.LightningModule):
         elif self.hparams.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(steps)))
         else:
-            raise ValueError(f"unknown scheduler {self.hparams.scheduler!r} (onecycle, cosine, none)")
+            raise ConfigError(f"unknown scheduler {self.hparams.scheduler!r} (onecycle, cosine, none)")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,4 +1,5 @@
-"""Torch twin of core.normalize, used inside training and the exported graph (parity-tested against numpy)."""
+"""Torch twin of core.preprocess.normalize: used by training, the torch engine and the exported ONNX graph
+(export.onnx_export.UInt8Classifier), parity-tested against numpy."""
 
 from __future__ import annotations
 

@@ -153,7 +153,7 @@ def test_cli_loop(synth_audit, tmp_path):
 
 
 def test_default_configs_build_the_dataclasses():
-    from inspection.cli.curation_cmds import _compose
+    from inspection.cli.compose import compose_group as _compose
 
     lab = to_dataclass(LabelingConfig, _compose("labeling", ["n_labelers=4", "pair_noise=[0.1]"]))
     assert lab.n_labelers == 4 and lab.labeler_names() == ["l1", "l2", "l3", "l4"]

@@ -215,7 +215,7 @@ def test_params_yaml_is_generated_from_conf():
 
 
 def test_every_params_section_survives_the_override_round_trip():
-    from inspection.cli.pipeline_cmds import build_overrides, hydra_value
+    from inspection.cli.dvc_stages import build_overrides, hydra_value
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     overrides = build_overrides(params, ["data", "model", "trainer", "paths", "compare"],

@@ -20,7 +20,7 @@ from bad_images import write_bad_images
 from edge_helpers import make_dataset, train_on_manifest, train_tiny
 from typer.testing import CliRunner
 
-from inspection.cli.export_cmds import register
+from inspection.cli import export_cmds, inspect_cmd
 from inspection.core.errors import ModelCardError
 from inspection.core.model_card import read_model_card
 from inspection.data.manifest import load_manifest
@@ -50,7 +50,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    register(app)
+    export_cmds.register(app)
+    inspect_cmd.register(app)
     return app
 
 
@@ -133,7 +134,7 @@ def test_int8_export_gate_accepts_and_writes(trained: dict) -> None:
 
 
 def test_gate_rejection_writes_nothing_as_accepted(trained: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inspection.export.pipeline as pipeline
+    import inspection.export.gated_export as pipeline
 
     real = pipeline.precision_gate
     monkeypatch.setattr(pipeline, "precision_gate",

@@ -17,7 +17,7 @@ from edge_helpers import make_dataset, train_on_manifest
 
 from inspection.data.manifest import load_manifest
 from inspection.edge.runner import Progress, run_inspection
-from inspection.models.torch_inspector import TorchInspector
+from inspection.engines.torch_engine import TorchInspector
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -121,7 +121,7 @@ def test_unknown_readers_is_refused(model_and_images):
         TorchInspector(model_and_images[0], device="cpu", readers="fibers")
 
 
-def test_cuda_request_without_gpu_is_loud(model_and_images, capsys):
+def test_cuda_request_without_gpu_is_loud(model_and_images, capsys, caplog):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     from inspection.core.errors import InspectionError
@@ -129,8 +129,11 @@ def test_cuda_request_without_gpu_is_loud(model_and_images, capsys):
     ckpt, _ = model_and_images
     with pytest.raises(InspectionError, match="CUDA is not available"):
         TorchInspector(ckpt, device="cuda", require_gpu=True)
-    eng = TorchInspector(ckpt, device="cuda")
-    assert "running on CPU" in capsys.readouterr().out and eng.device.type == "cpu"
+    with caplog.at_level("WARNING", logger="inspection"):
+        eng = TorchInspector(ckpt, device="cuda")
+    # a logged warning (stderr), not a print: stdout stays for results
+    assert any("running on CPU" in r.getMessage() for r in caplog.records) and eng.device.type == "cpu"
+    assert capsys.readouterr().out == "" and eng.runs_on().startswith("torch cpu")
 
 
 @pytest.mark.gpu
@@ -186,7 +189,7 @@ def test_gpu_training_few_hundred_steps(neu_dir, tmp_path):
     from inspection.core.preprocess import PreprocessSpec
     from inspection.data.datamodule import DataConfig
     from inspection.data.importers import import_neu
-    from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
+    from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
 
     import_neu(neu_dir, tmp_path / "neu", copy=False)
     data = DataConfig(str(tmp_path / "neu/manifest.csv"), PreprocessSpec(200, 200, 1, (0.5,), (0.25,)),
@@ -223,7 +226,7 @@ def test_reader_processes_from_an_unguarded_script_fail_clearly(model_and_images
     ckpt, folder = model_and_images
     script = tmp_path / "unguarded.py"
     script.write_text(
-        "from inspection.models.torch_inspector import TorchInspector\n"
+        "from inspection.engines.torch_engine import TorchInspector\n"
         f"eng = TorchInspector({str(ckpt)!r}, device='cpu', readers='processes')\n"
         f"files = sorted(str(p) for p in __import__('pathlib').Path({str(folder)!r}).iterdir())\n"
         "print(sum(len(b) for b in eng.iter_results(files, 8, workers=2)))\n")
@@ -231,3 +234,68 @@ def test_reader_processes_from_an_unguarded_script_fail_clearly(model_and_images
                        cwd=Path(__file__).resolve().parents[2])
     assert r.returncode != 0
     assert "a reader process failed" in r.stderr and "__main__" in r.stderr, r.stderr[-2000:]
+
+
+def test_both_engines_implement_the_inspector_protocol(model_and_images, tmp_path):
+    from inspection.edge.engine import Inspector
+    from inspection.edge.inspector import OnnxInspector
+    from inspection.export import export_model
+
+    ckpt, folder = model_and_images
+    export_model(ckpt, tmp_path / "onnx")
+    engines = [TorchInspector(ckpt, device="cpu"), OnnxInspector(tmp_path / "onnx" / "model.onnx", device="cpu")]
+    files = sorted(str(p) for p in folder.iterdir())
+    for eng in engines:
+        assert isinstance(eng, Inspector), type(eng).__name__
+        assert eng.card.class_names and len(eng.model_hash) == 12 and eng.runs_on() in eng.describe()
+        assert [r.path for b in eng.iter_results(files, 5) for r in b] == files
+        eng.close()
+    assert engines[0].card.class_names == engines[1].card.class_names
+    assert engines[0].card.thresholds == engines[1].card.thresholds
+
+
+def test_each_engine_batches_at_its_own_default(model_and_images):
+    """The trap this fixes: the CLI's --batch-size default (32) used to override the torch engine's 256."""
+    from inspection.engines.torch_engine import DEFAULT_BATCH_SIZE
+
+    ckpt, folder = model_and_images
+    files = sorted(str(p) for p in folder.iterdir()) * 12  # 288 paths > 256
+    sizes = [len(b) for b in TorchInspector(ckpt, device="cpu").iter_results(files)]
+    assert DEFAULT_BATCH_SIZE == 256 and sizes == [256, 32]
+
+
+def test_inspect_cli_leaves_the_batch_size_to_the_engine_and_checks_engine_options(model_and_images, tmp_path,
+                                                                                  monkeypatch):
+    from typer.testing import CliRunner
+
+    from inspection.cli import inspect_cmd
+    from inspection.cli.main import _register_optional, app
+
+    ckpt, folder = model_and_images
+    _register_optional()
+    seen = []
+    real = TorchInspector.iter_results
+
+    def spy(self, paths, batch_size=None, workers=None, prefetch=2):
+        seen.append(batch_size)
+        return real(self, paths, batch_size, workers, prefetch)
+
+    monkeypatch.setattr(TorchInspector, "iter_results", spy)
+    base = ["inspect", str(ckpt), str(folder), "--device", "cpu", "--quiet", "--engine", "torch"]
+    r = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.csv")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b.csv"), "--batch-size", "7"])
+    assert r.exit_code == 0, r.output
+    assert seen == [None, 7]
+    # engine options are checked at the boundary, before any model is loaded
+    r = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "c.csv"), "--precision", "fp17"])
+    assert r.exit_code == 2 and "fp17" in r.output
+    onnx = ["inspect", str(ckpt), str(folder), "--out", str(tmp_path / "d.csv")]
+    for extra in (["--precision", "bf16"], ["--streams", "2"], ["--compile"], ["--readers", "threads"]):
+        r = CliRunner().invoke(app, [*onnx, *extra])
+        assert r.exit_code == 2 and "need --engine torch" in r.output, (extra, r.output)
+    r = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "e.csv"), "--device", "tensorrt"])
+    assert r.exit_code == 2 and "needs --engine onnx" in r.output
+    assert set(inspect_cmd.ENGINES) == {"onnx", "torch"}
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "d.csv").exists()
+

@@ -18,7 +18,7 @@ from inspection.data.datamodule import DataConfig
 from inspection.data.synth import generate_dataset
 from inspection.evaluation.predict import predict_arrays
 from inspection.models.checkpoint import load_checkpoint
-from inspection.models.train import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
+from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig, fit_classifier
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = PreprocessSpec(64, 64, channels=1, mean=(0.5,), std=(0.25,))

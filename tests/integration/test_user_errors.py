@@ -48,6 +48,20 @@ def test_bad_setting_fails_before_any_work(tmp_path):
     _clean_error(_inspection(["train", "debug=fast", "trainer.max_epochs=2.5"], tmp_path), "trainer.max_epochs")
 
 
+def test_every_verb_reports_a_bad_setup_through_the_one_shell(small, tmp_path):
+    """The dataset preparer's bad `data.prepare.kind` used to escape as a ValueError traceback; config errors of the
+    verbs that compose Hydra configs themselves (compare, audit) and a missing file under a typer verb end the same
+    way: one `error:` line, exit 2."""
+    missing = tmp_path / "nowhere" / "manifest.csv"
+    _clean_error(_inspection(["train", f"data.manifest={missing}", "data.prepare.kind=bogus"], tmp_path),
+                 "data.prepare.kind", "'bogus'")
+    _clean_error(_inspection(["compare", "compare=nosuchpreset"], tmp_path), "nosuchpreset")
+    _clean_error(_inspection(["audit", missing, "--out", tmp_path / "a", "audit.nosuchkey=1"], tmp_path),
+                 "nosuchkey")
+    _clean_error(_inspection(["data", "validate", missing], tmp_path), str(missing))
+    assert not (tmp_path / "a").exists()
+
+
 def test_broken_checkpoints_are_named(small, tmp_path):
     _, csv, ckpt, _ = small
     truncated = tmp_path / "truncated.pt"

@@ -11,9 +11,9 @@ from inspection.curation.agreement import (
     cohen_kappa,
     fleiss_kappa,
     krippendorff_alpha_nominal,
-    label_matrix,
     rating_counts,
 )
+from inspection.curation.votes import label_matrix
 
 # Wikipedia, "Fleiss' kappa": 10 subjects, 14 raters, 5 categories → P̄ = 0.378, P̄e = 0.213, κ = 0.210.
 FLEISS_TABLE = np.array([

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from inspection.cli.compose import config_dir
 from inspection.cli.config import data_config, model_config, optim_config, preprocess_spec, trainer_config
-from inspection.cli.hydra_entry import config_dir
 
 CONF = Path(config_dir())
 

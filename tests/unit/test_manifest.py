@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from inspection.core.errors import ManifestError
-from inspection.data.manifest import Manifest, file_sha256, load_manifest, manifest_hash, write_manifest
+from inspection.core.files import file_sha256
+from inspection.data.manifest import Manifest, load_manifest, manifest_hash, write_manifest
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from inspection.core.files import file_sha256
 from inspection.curation.quality import cut_fraction, dhash, hamming_pairs, quality_flags
 from inspection.curation.simulate import BAD_KINDS, degrade_image
-from inspection.data.manifest import Manifest, file_sha256
+from inspection.data.manifest import Manifest
 from inspection.data.synth import generate_dataset
 
 

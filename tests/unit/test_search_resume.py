@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from inspection.models.search import run_study
+from inspection.training.search import run_study
 
 SPACE = {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
          "optim.weight_decay": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True}}

@@ -6,7 +6,14 @@ import shutil
 from pathlib import Path
 
 from inspection.core.errors import ManifestError
-from inspection.data.importers.folder import Fractions, SourceImage, build_manifest, check_source, list_images
+from inspection.data.importers.common import (
+    Fractions,
+    ImportOptions,
+    SourceImage,
+    build_manifest,
+    check_source,
+    list_images,
+)
 from inspection.data.manifest import Manifest, write_manifest
 
 OK_CLASS = "good"
@@ -60,16 +67,8 @@ def import_mvtec(
 
     name = src.resolve().name
     manifest = build_manifest(
-        images,
-        name=name if name.startswith("mvtec") else f"mvtec-{name}",
-        classes=[OK_CLASS, *defects],
-        src_root=src,
-        out_dir=out_dir,
-        seed=seed,
-        fractions=fractions,
-        copy=copy,
-        skip_bad=skip_bad,
-        ok_classes=[OK_CLASS],
+        images, name if name.startswith("mvtec") else f"mvtec-{name}", [OK_CLASS, *defects], src, out_dir,
+        ImportOptions(seed, fractions, copy, skip_bad), ok_classes=[OK_CLASS],
         info={"importer": "mvtec", "missing_masks": missing_masks},
     )
     for path in manifest.rows["path"]:  # only for images kept (skip_bad may drop some)

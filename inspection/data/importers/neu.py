@@ -8,7 +8,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from inspection.core.errors import ManifestError
-from inspection.data.importers.folder import Fractions, SourceImage, build_manifest, check_source, list_images
+from inspection.data.importers.common import (
+    Fractions,
+    ImportOptions,
+    SourceImage,
+    build_manifest,
+    check_source,
+    list_images,
+)
 from inspection.data.manifest import Manifest
 
 NEU_CLASSES = ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]
@@ -80,15 +87,7 @@ def import_neu(
         )
     multi = sum(im.columns["meta_multi_defect"] == "1" for im in images)
     return build_manifest(
-        images,
-        name="neu-det",
-        classes=NEU_CLASSES,
-        src_root=img_dir,
-        out_dir=out_dir,
-        seed=seed,
-        fractions=fractions,
-        copy=copy,
-        skip_bad=skip_bad,
+        images, "neu-det", NEU_CLASSES, img_dir, out_dir, ImportOptions(seed, fractions, copy, skip_bad),
         info={
             "importer": "neu",
             "multi_defect_images": multi,

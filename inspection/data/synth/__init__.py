@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from inspection.data.manifest import Manifest, file_sha256, write_manifest
+from inspection.core.errors import ConfigError
+from inspection.core.files import file_sha256
+from inspection.data.manifest import Manifest, write_manifest
 from inspection.data.splits import stratified_group_split
 from inspection.data.synth.common import SynthKind, draw_severity, write_contact_sheet
 from inspection.data.synth.pill import PILL
@@ -21,7 +23,7 @@ __all__ = ["KINDS", "generate_dataset", "render_samples", "write_contact_sheet"]
 
 def _kind(kind: str) -> SynthKind:
     if kind not in KINDS:
-        raise ValueError(f"unknown synthetic dataset kind {kind!r}; valid kinds: {sorted(KINDS)}")
+        raise ConfigError(f"unknown synthetic dataset kind {kind!r}; valid kinds: {sorted(KINDS)}")
     return KINDS[kind]
 
 
@@ -49,7 +51,7 @@ def generate_dataset(
     """Write `<out_dir>/images/<class>/<class>_<i>.png` and `<out_dir>/manifest.csv`; same arguments → same bytes."""
     spec = _kind(kind)
     if n_per_class < 1 or size < 16:
-        raise ValueError(f"need n_per_class >= 1 and size >= 16, got n_per_class={n_per_class}, size={size}")
+        raise ConfigError(f"need n_per_class >= 1 and size >= 16, got n_per_class={n_per_class}, size={size}")
     out = Path(out_dir)
     image_root = out / "images"
     records = []

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 from inspection.curation.audit import AuditConfig, run_audit
 from inspection.curation.curate import CurationConfig, curate
 from inspection.curation.relabel import relabel, simulated_labels

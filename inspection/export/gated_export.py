@@ -12,7 +12,8 @@ from pathlib import Path
 import onnx
 
 from inspection.core.errors import InspectionError
-from inspection.core.model_card import ModelCard, atomic_write_text
+from inspection.core.files import atomic_write_text
+from inspection.core.model_card import ModelCard
 from inspection.edge.inspector import OnnxInspector
 from inspection.evaluation.metrics import compute_metrics
 from inspection.evaluation.predict import predict_files

@@ -12,14 +12,14 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from inspection.core.model_card import atomic_write_text
+from inspection.core.files import atomic_write_text
 from inspection.data.datamodule import DataConfig, DefectDataModule
 from inspection.data.manifest import manifest_hash
 from inspection.evaluation.evaluate import evaluate_model
 from inspection.evaluation.plots import plot_training_curves
-from inspection.models.best_weights import BestWeights
 from inspection.models.checkpoint import load_checkpoint, save_checkpoint
 from inspection.models.classifier import DefectClassifier
+from inspection.training.best_weights import BestWeights
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from inspection.core.errors import InspectionError
+from inspection.core.errors import InspectionError, user_errors
 
 pipeline_app = typer.Typer(
     help="DVC pipeline helpers: generate params.yaml from conf/, prepare the dataset, run a verb with params.",
@@ -36,11 +36,6 @@ pipeline_app = typer.Typer(
 PARAMS = "params.yaml"
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")  # a config key that can sit in an override's dotted path
 _DICT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")  # a key inside a {..} literal (e.g. 'optim.lr')
-
-
-def _fail(e: Exception) -> typer.Exit:
-    typer.echo(f"error: {e}", err=True)
-    return typer.Exit(code=2)
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -64,12 +59,18 @@ def hydra_settings(root: Path) -> tuple[Path, str]:
 def compose_params(out: Path, root: Path, overrides: list[str]) -> None:
     """Write `out` exactly as DVC's Hydra composition would (it is DVC's own function)."""
     from dvc.utils.hydra import compose_and_dump
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     conf, name = hydra_settings(root)
-    compose_and_dump(out, str(conf), None, name, str(root), overrides)
+    try:
+        compose_and_dump(out, str(conf), None, name, str(root), overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise InspectionError(f"config {name}: {str(e).splitlines()[0]}") from None
 
 
 @pipeline_app.command("params")
+@user_errors
 def params_cmd(
     overrides: list[str] | None = typer.Argument(None, help="Hydra overrides, as after `dvc exp run -S`."),
     out: Path | None = typer.Option(None, "--out", help="Where to write (default: params.yaml of the project)."),
@@ -78,22 +79,16 @@ def params_cmd(
     """Generate params.yaml from conf/ (as the `hydra` section of .dvc/config says); run it after editing conf/."""
     import tempfile
 
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        root = repo_root()
-        target = out or root / PARAMS
-        if not check:
-            compose_params(target, root, list(overrides or []))
-            typer.echo(f"wrote {target}")
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            fresh = Path(tmp) / PARAMS
-            compose_params(fresh, root, list(overrides or []))
-            same = target.is_file() and target.read_text() == fresh.read_text()
-    except (InspectionError, OSError, HydraException, OmegaConfBaseException) as e:
-        raise _fail(e) from None
+    root = repo_root()
+    target = out or root / PARAMS
+    if not check:
+        compose_params(target, root, list(overrides or []))
+        typer.echo(f"wrote {target}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / PARAMS
+        compose_params(fresh, root, list(overrides or []))
+        same = target.is_file() and target.read_text() == fresh.read_text()
     if not same:
         typer.echo(f"{target} is out of date with conf/: run `inspection pipeline params`", err=True)
         raise typer.Exit(code=1)
@@ -192,6 +187,7 @@ def _check_roundtrip(overrides: list[str], leaves: dict) -> None:
 
 
 @pipeline_app.command("run", context_settings={"allow_interspersed_args": False})
+@user_errors
 def run_cmd(
     command: list[str] = typer.Argument(..., help="The verb and its arguments, after `--`: `-- train key=value`."),
     replace: list[str] | None = typer.Option(None, "--replace", "-r", help="Rebuild this section from params."),
@@ -201,11 +197,8 @@ def run_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command instead of running it."),
 ) -> None:
     """Run `inspection VERB ARGS` with the named params.yaml sections appended as Hydra overrides."""
-    try:
-        overrides = build_overrides(load_params(params), list(replace or []), list(set_ or []), list(value or []),
-                                    str(params))
-    except InspectionError as e:
-        raise _fail(e) from None
+    overrides = build_overrides(load_params(params), list(replace or []), list(set_ or []), list(value or []),
+                                str(params))
     argv = [sys.executable, "-m", "inspection.cli.main", *command, *overrides]
     typer.echo("+ inspection " + " ".join([*command, *overrides]), err=True)
     if dry_run:
@@ -218,6 +211,7 @@ def run_cmd(
 
 
 @pipeline_app.command("prepare")
+@user_errors
 def prepare_cmd(
     params: Path = typer.Option(Path(PARAMS), "--params", help="The params file (its `data` section)."),
 ) -> None:
@@ -229,14 +223,12 @@ def prepare_cmd(
     from inspection.cli.data_cmds import summarize
     from inspection.data.manifest import load_manifest
 
+    data = select(load_params(params), "data", str(params))
     try:
-        data = select(load_params(params), "data", str(params))
         manifest = prepare_dataset(OmegaConf.create(data))
-        typer.echo(summarize(load_manifest(manifest)))
-    except (InspectionError, OSError, ValueError) as e:
-        raise _fail(e) from None
     except OmegaConfBaseException as e:  # e.g. data=folder without data.prepare.src
-        raise _fail(InspectionError(f"{params}: data.{str(e).splitlines()[0]} (set it: -S data.prepare.src=...)")) from None
+        raise InspectionError(f"{params}: data.{str(e).splitlines()[0]} (set it: -S data.prepare.src=...)") from None
+    typer.echo(summarize(load_manifest(manifest)))
     typer.echo(f"wrote {manifest}")
 
 

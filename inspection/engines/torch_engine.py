@@ -1,12 +1,13 @@
 """Torch inspection engine for GPU servers: nvJPEG batch decode on the GPU, fp16 + channels_last, optional compile.
 
-Same duck-typed interface as edge.OnnxInspector (load / predict / decide / iter_results), so the edge batch
-runner, writers, resume and report work unchanged. Non-JPEG files and every file on a CPU-only machine go
+An `edge.engine.Inspector` like edge.OnnxInspector, so the edge batch runner, writers, resume and report work
+unchanged. Non-JPEG files and every file on a CPU-only machine go
 through the shared core decode + resize; JPEGs at the model's size are decoded straight into GPU memory.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
@@ -24,24 +25,21 @@ import torch.nn.functional as F
 
 from inspection.core.errors import ImageDecodeError, InspectionError
 from inspection.core.file_chunks import FileChunk, read_chunk
-from inspection.core.postprocess import Verdict, postprocess
-from inspection.core.preprocess import decode_model_input, load_model_input
-from inspection.edge.runner import ImageResult
+from inspection.core.files import file_sha256
+from inspection.core.model_card import ModelCard
+from inspection.core.preprocess import decode_model_input
+from inspection.core.results import ImageResult
+from inspection.edge.engine import CardBacked
 from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
 
 READERS = ("auto", "threads", "processes")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEFAULT_BATCH_SIZE = 256  # the batch its H200 throughput was measured at (benchmarks/results/inspect_*.json)
+log = logging.getLogger(__name__)
 
 
-class _Providers:
-    def __init__(self, text: str):
-        self.text = text
-
-    def describe(self) -> str:
-        return self.text
-
-
-class TorchInspector:
+class TorchInspector(CardBacked):
     """A checkpoint (model.pt) run by torch; `device` cuda or cpu; `precision` fp32 | fp16 | bf16; `compile` True
     or a torch.compile mode ("reduce-overhead": CUDA graphs, one launch per batch instead of one per layer)."""
 
@@ -52,6 +50,8 @@ class TorchInspector:
             raise InspectionError(f"cpu_decode_share must be within [0, 1], got {cpu_decode_share}")
         if readers not in READERS:
             raise InspectionError(f"readers must be one of {', '.join(READERS)}, got {readers!r}")
+        if precision not in PRECISIONS:
+            raise InspectionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         p = Path(checkpoint)
         want_cuda = device in ("cuda", "auto")
         if want_cuda and not torch.cuda.is_available():
@@ -59,17 +59,17 @@ class TorchInspector:
                 msg = f"--engine torch --device {device}: CUDA is not available (torch {torch.__version__})"
                 if require_gpu:
                     raise InspectionError(msg)
-                print(f"WARNING: {msg}; running on CPU", flush=True)
+                log.warning("%s; running on CPU", msg)
         self.device = torch.device("cuda" if want_cuda and torch.cuda.is_available() else "cpu")
         model = load_checkpoint(p)  # CheckpointError names the file and the problem
-        self.path, self.card_spec, self._names = p, model.spec, model.class_names
-        self.thresholds = model.thresholds
-        from inspection.edge.inspector import file_sha256
-
-        self.model_hash = file_sha256(p)[:12]
+        self.path = p
         on_gpu = self.device.type == "cuda"
-        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision] if on_gpu \
-            else torch.float32
+        self.card = ModelCard(class_names=list(model.class_names), preprocess=model.spec, thresholds=model.thresholds,
+                              backbone=model.backbone, precision=precision if on_gpu else "fp32",
+                              dataset=dict(model.extra.get("dataset") or {}),
+                              lineage=dict(model.extra.get("lineage") or {}))
+        self.model_hash = file_sha256(p)[:12]
+        self.dtype = PRECISIONS[precision] if on_gpu else torch.float32
         net = model.net.to(self.device, dtype=self.dtype).eval()
         self.norm = Normalize(model.spec, channels_last=on_gpu).to(self.device)
         if on_gpu:
@@ -88,24 +88,12 @@ class TorchInspector:
         self._pool: Executor | None = None  # reader pool, kept across runs (processes take a moment to start)
         self._pool_size = 0
         self._local = threading.local()
-        self.providers = _Providers(f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
+        self._runs_on = (f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
                                     f"{' compiled' if compile else ''}{f' {compile}' if isinstance(compile, str) else ''}"
                                     f"{' nvjpeg' if self.gpu_decode else ''}"
                                     f"{f' {self.streams} streams' if self.streams > 1 else ''}"
                                     f"{' reader processes' if self.readers == 'processes' else ''}"
                                     f"{f' cpu decode share {self.cpu_decode_share:g}' if self.cpu_decode_share else ''}")
-
-    @property
-    def class_names(self) -> list[str]:
-        return self._names
-
-    @property
-    def spec(self):
-        return self.card_spec
-
-    def load(self, path: str | os.PathLike) -> np.ndarray:
-        """CPU path: core decode + resize (identical to training evaluation and the edge runner)."""
-        return load_model_input(path, self.spec)
 
     @torch.inference_mode()
     def predict_tensor(self, x_u8_nhwc: torch.Tensor) -> torch.Tensor:
@@ -114,14 +102,14 @@ class TorchInspector:
 
     def predict(self, batch_u8_nhwc: np.ndarray) -> np.ndarray:
         if len(batch_u8_nhwc) == 0:
-            return np.zeros((0, len(self._names)), np.float32)
+            return np.zeros((0, len(self.class_names)), np.float32)
         return self.predict_tensor(torch.from_numpy(np.ascontiguousarray(batch_u8_nhwc))).cpu().numpy()
 
-    def decide(self, probs: np.ndarray) -> list[Verdict]:
-        return postprocess(probs, self._names, self.thresholds)
-
     def describe(self) -> str:
-        return f"{self.path.name} [{self.model_hash}] on {self.providers.describe()}"
+        return f"{self.path.name} [{self.model_hash}] on {self.runs_on()}"
+
+    def runs_on(self) -> str:
+        return self._runs_on
 
     def _gpu_jpegs(self, datas: list[torch.Tensor]) -> torch.Tensor | None:
         """nvJPEG batch decode → uint8 NHWC at the model size, or None when this batch needs the CPU path."""
@@ -170,7 +158,7 @@ class TorchInspector:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def iter_results(self, paths: Iterable[str], batch_size: int = 256, workers: int | None = None,
+    def iter_results(self, paths: Iterable[str], batch_size: int | None = None, workers: int | None = None,
                      prefetch: int = 2) -> Iterator[list[ImageResult]]:
         """Read files in reader threads or processes; decode (nvJPEG for JPEGs) and classify up to `streams`
         batches concurrently.
@@ -178,6 +166,9 @@ class TorchInspector:
         Results come back in input order; at most prefetch + streams - 1 batches are read ahead (bounded memory).
         Each batch is split over the readers, so one batch's files are read in parallel.
         """
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        if batch_size < 1:
+            raise InspectionError(f"batch size must be >= 1, got {batch_size}")
         it = iter(paths)
         n = max(1, workers or self.default_workers())
         part = max(8, -(-batch_size // n))

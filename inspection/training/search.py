@@ -14,6 +14,8 @@ from pathlib import Path
 
 import optuna
 
+from inspection.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ def suggest_overrides(trial: optuna.Trial, space: dict[str, dict]) -> list[str]:
         elif kind == "categorical":
             v = trial.suggest_categorical(key, list(spec["choices"]))
         else:
-            raise ValueError(f"search space entry {key!r}: type must be float, int or categorical, got {kind!r}")
+            raise ConfigError(f"search space entry {key!r}: type must be float, int or categorical, got {kind!r}")
         out.append(f"{key}={v}")
     return out
 

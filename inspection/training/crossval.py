@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inspection.core.errors import ConfigError
 from inspection.core.postprocess import Thresholds
 from inspection.core.results import ResultRecord
 from inspection.data.manifest import Manifest, load_manifest, write_manifest
@@ -25,7 +26,7 @@ def fold_manifest(manifest: Manifest, folds: list[int], test_fold: int, k: int) 
 def write_fold_manifests(manifest_path: str | Path, out_dir: str | Path, k: int = 5, seed: int = 0) -> list[Path]:
     """Write k manifests (same images, rotated splits) beside each other; grouped by content hash."""
     if k < 3:
-        raise ValueError(f"k must be >= 3 (one fold tests, one validates, the rest train), got {k}")
+        raise ConfigError(f"k must be >= 3 (one fold tests, one validates, the rest train), got {k}")
     m = load_manifest(manifest_path)
     folds = kfold_assign(list(m.rows["label"]), list(m.rows["sha256"]), k, seed)
     out = Path(out_dir)

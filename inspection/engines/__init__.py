@@ -1,0 +1,1 @@
+"""Inspection engines beyond the edge ONNX one (each implements inspection.edge.engine.Inspector): the torch GPU engine."""
