@@ -12,6 +12,8 @@ from inspection.core.errors import ConfigError, ManifestError
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig
 from inspection.data.datamodule import DataConfig
+from inspection.data.pixel_targets import SyntheticDefects
+from inspection.data.synthetic_anomalies import AnomalyConfig
 from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,17 @@ def data_config(cfg: DictConfig, manifest: Path) -> DataConfig:
         num_workers=int(d.num_workers), augment=AugmentConfig(**OmegaConf.to_container(d.augment)),
         cache_dir=str(cfg.paths.cache_dir) if d.get("cache", False) else None,
         class_weighting=bool(d.get("class_weighting", False)), augment_on=str(d.get("augment_on", "auto")),
+        synthetic=synthetic_config(d.get("synthetic")),
     )
+
+
+def synthetic_config(section: DictConfig | None) -> SyntheticDefects:
+    """data.synthetic: {copies: N, anomaly: {...}} → SyntheticDefects (absent: off)."""
+    if section is None:
+        return SyntheticDefects()
+    values = OmegaConf.to_container(section, resolve=True)
+    anomaly = to_dataclass(AnomalyConfig, values.pop("anomaly", None) or {}, "data.synthetic.anomaly.")
+    return to_dataclass(SyntheticDefects, {**values, "anomaly": anomaly}, "data.synthetic.")
 
 
 def model_config(cfg: DictConfig) -> ModelConfig:

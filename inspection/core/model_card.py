@@ -12,7 +12,27 @@ from inspection.core.files import atomic_write_text
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
 
-CARD_VERSION = 1
+CARD_VERSION = 1  # defect_map is optional and defaults to {}: cards without it still load, so no version bump
+DEFECT_MAP_KEYS = ("output", "threshold")
+
+
+def check_defect_map(d: object, source: str) -> dict:
+    """Validate the card's `defect_map`: {} (classifier only) or {"output": name, "threshold": 0 < t < 1}."""
+    if not isinstance(d, dict):
+        raise ModelCardError(f"{source}: defect_map must be an object, got {type(d).__name__}")
+    if not d:
+        return {}
+    unknown, missing = sorted(set(d) - set(DEFECT_MAP_KEYS)), [k for k in DEFECT_MAP_KEYS if k not in d]
+    if unknown or missing:
+        found = (f"; unknown {unknown}" if unknown else "") + (f"; missing {missing}" if missing else "")
+        raise ModelCardError(f"{source}: defect_map needs exactly the keys {list(DEFECT_MAP_KEYS)}{found}")
+    output, thr = d["output"], d["threshold"]
+    if not isinstance(output, str) or not output:
+        raise ModelCardError(f"{source}: defect_map.output must be a graph output name, got {output!r}")
+    # bool is an int in Python; a JSON true is a typo, not a threshold
+    if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0.0 < thr < 1.0:
+        raise ModelCardError(f"{source}: defect_map.threshold must be a probability in (0, 1), got {thr!r}")
+    return {"output": output, "threshold": float(thr)}
 
 
 @dataclass
@@ -29,6 +49,17 @@ class ModelCard:
     lineage: dict = field(default_factory=dict)  # git commit, config hash, checkpoint
     metrics: dict = field(default_factory=dict)
     card_version: int = CARD_VERSION
+    # {} for classifier-only models, else {"output": graph output name, "threshold": pixel defect probability}
+    defect_map: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Also when the export side builds a card in Python: a bad entry fails there, not on the edge box.
+        self.defect_map = check_defect_map(self.defect_map, "model card")
+
+    @property
+    def defect_threshold(self) -> float | None:
+        """The pixel probability that counts as defect area, or None for a classifier-only model."""
+        return self.defect_map["threshold"] if self.defect_map else None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -64,6 +95,7 @@ class ModelCard:
             lineage=dict(d.get("lineage", {})),
             metrics=dict(d.get("metrics", {})),
             card_version=int(d.get("card_version", CARD_VERSION)),
+            defect_map=check_defect_map(d.get("defect_map", {}), source),
         )
 
 

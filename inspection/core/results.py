@@ -18,6 +18,7 @@ class ImageResult:
     probs: np.ndarray | None = None
     verdict: Verdict | None = None
     error: str | None = None
+    defect_map: np.ndarray | None = None  # float [h, w] pixel defect probabilities (defect-aware models only)
 
 
 @dataclass

@@ -48,9 +48,13 @@ def build_augment(cfg: AugmentConfig) -> A.Compose | None:
     return A.Compose(ops) if ops else None
 
 
-def apply_augment(pipeline: A.Compose | None, img: np.ndarray) -> np.ndarray:
-    """Augment one uint8 HxWxC image, keeping the channel axis (albumentations may drop it for gray)."""
+def apply_augment(pipeline: A.Compose | None, img: np.ndarray, mask: np.ndarray | None = None):
+    """Augment one uint8 HxWxC image, keeping the channel axis (albumentations may drop it for gray).
+
+    With a mask (HxW): (image, mask), the mask moved by the same geometric transforms and untouched by the
+    photometric ones."""
     if pipeline is None:
-        return img
-    out = pipeline(image=img)["image"]
-    return out if out.ndim == 3 else out[:, :, None]
+        return img if mask is None else (img, mask)
+    out = pipeline(image=img) if mask is None else pipeline(image=img, mask=mask)
+    image = out["image"] if out["image"].ndim == 3 else out["image"][:, :, None]
+    return image if mask is None else (image, out["mask"])

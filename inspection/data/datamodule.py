@@ -1,4 +1,7 @@
-"""LightningDataModule over a manifest: cached uint8 images, albumentations on train, normalisation on device."""
+"""LightningDataModule over a manifest: cached uint8 images, albumentations on train, normalisation on device.
+
+Batches are (images, targets) or, for defect-map models, (images, targets, masks, mask_known): see
+data.pixel_targets for masks and synthetic defects."""
 
 from __future__ import annotations
 
@@ -15,14 +18,18 @@ from inspection.data.augment import AugmentConfig, apply_augment, build_augment
 from inspection.data.device_batches import DeviceBatches
 from inspection.data.image_cache import cached_resized
 from inspection.data.manifest import Manifest, load_manifest
+from inspection.data.pixel_targets import SyntheticDefects, load_masks, synthetic_bank, synthetic_target_class
 
 
 class CachedImageDataset(Dataset):
-    """Items are (uint8 HxWxC tensor, class index); images already decoded and resized."""
+    """Items are (uint8 HxWxC tensor, class index[, uint8 HxW mask, mask known]); images decoded and resized."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, augment: AugmentConfig | None = None):
+    def __init__(self, images: np.ndarray, targets: np.ndarray, augment: AugmentConfig | None = None,
+                 masks: np.ndarray | None = None, known: np.ndarray | None = None):
         self.images = images
         self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.masks = masks
+        self.known = torch.as_tensor(known, dtype=torch.bool) if known is not None else None
         self.pipeline = build_augment(augment) if augment else None
         self._seeded_worker: int | None = None
 
@@ -45,23 +52,27 @@ class CachedImageDataset(Dataset):
     def __getitem__(self, i: int):
         if self.pipeline is not None:
             self._seed_pipeline()
-        img = apply_augment(self.pipeline, self.images[i])
-        return torch.from_numpy(np.ascontiguousarray(img)), self.targets[i]
+        if self.masks is None:
+            img = apply_augment(self.pipeline, self.images[i])
+            return torch.from_numpy(np.ascontiguousarray(img)), self.targets[i]
+        img, mask = apply_augment(self.pipeline, self.images[i], self.masks[i])
+        return (torch.from_numpy(np.ascontiguousarray(img)), self.targets[i],
+                torch.from_numpy(np.ascontiguousarray(mask)), self.known[i])
 
 
 class BatchGatherDataset(Dataset):
     """Whole batches by index list: one tensor gather per batch instead of per-item Python (GPU runs)."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray):
-        self.images = torch.from_numpy(np.ascontiguousarray(images))
-        self.targets = torch.as_tensor(targets, dtype=torch.long)
+    def __init__(self, *arrays: np.ndarray):
+        self.arrays = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        self.arrays[1] = self.arrays[1].long()
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.arrays[0])
 
     def __getitem__(self, idx: list[int]):
-        i = torch.as_tensor(idx, device=self.images.device)
-        return self.images[i], self.targets[i]
+        i = torch.as_tensor(idx, device=self.arrays[0].device)
+        return tuple(a[i] for a in self.arrays)
 
 
 @dataclass
@@ -81,6 +92,10 @@ class DataConfig:
     # With augment_on=gpu in one process: keep train/val images resident on the training device (small inspection
     # sets fit) and draw batches there (data.device_batches); false: a DataLoader gathers batches on the host.
     device_cache: bool = True
+    # Per-pixel masks in every batch (defect-map models; set by fit_classifier from the network)
+    masks: bool = False
+    synthetic: SyntheticDefects = field(default_factory=SyntheticDefects)
+    seed: int = 0  # synthetic defects are drawn from it (the run's seed)
 
 
 class DefectDataModule(pl.LightningDataModule):
@@ -91,7 +106,11 @@ class DefectDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.manifest: Manifest = load_manifest(cfg.manifest)
         self.class_names = list(self.manifest.classes)
-        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.synthetic_index: int | None = None
+        if cfg.synthetic.copies:
+            self.class_names, self.synthetic_index = synthetic_target_class(self.class_names,
+                                                                            list(self.manifest.ok_classes))
+        self._arrays: dict[str, tuple[np.ndarray, ...]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self._arrays:
@@ -101,16 +120,29 @@ class DefectDataModule(pl.LightningDataModule):
         images = cached_resized(paths, list(rows["sha256"]), self.cfg.spec, self.cfg.cache_dir)
         idx = {c: i for i, c in enumerate(self.class_names)}
         targets = rows["label"].map(idx).to_numpy()
+        extras = load_masks(self.manifest, Path(self.cfg.manifest).parent, self.cfg.spec) if self.cfg.masks else ()
         for split in ("train", "val", "test"):
-            mask = (rows["split"] == split).to_numpy()
-            self._arrays[split] = (images[mask], targets[mask])
+            sel = (rows["split"] == split).to_numpy()
+            self._arrays[split] = (images[sel], targets[sel], *(a[sel] for a in extras))
+        if self.synthetic_index is not None:
+            self._arrays["train"] = self._with_synthetic(self._arrays["train"])
+
+    def _with_synthetic(self, train: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """The train split plus synthetic defects made from its own OK images (val and test stay real)."""
+        ok_idx = [self.class_names.index(c) for c in self.manifest.ok_classes]
+        imgs, ys, masks = synthetic_bank(train[0], train[1], ok_idx, self.synthetic_index, self.cfg.synthetic,
+                                         self.cfg.seed)
+        out = [np.concatenate([train[0], imgs]), np.concatenate([train[1], ys])]
+        if self.cfg.masks:
+            out += [np.concatenate([train[2], masks]), np.concatenate([train[3], np.ones(len(ys), bool)])]
+        return tuple(out)
 
     def class_weights(self) -> list[float] | None:
-        """Inverse-frequency weights over the training split, normalised to mean 1."""
+        """Inverse-frequency weights over the training split (synthetic defects included), normalised to mean 1."""
         if not self.cfg.class_weighting:
             return None
-        train = self.manifest.split("train")
-        counts = np.array([(train["label"] == c).sum() for c in self.class_names], float)
+        self.setup()
+        counts = np.bincount(self._arrays["train"][1], minlength=len(self.class_names)).astype(float)
         w = counts.sum() / np.maximum(counts, 1) / len(counts)
         return (w / w.mean()).tolist()
 
@@ -129,19 +161,22 @@ class DefectDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        images, targets = self._arrays[split]
+        arrays = self._arrays[split]
+        images, targets = arrays[:2]
         drop_last = shuffle and len(images) > self.cfg.batch_size
         if self.cfg.augment_on == "gpu" and split != "test" and self._single_process():
             if self.cfg.device_cache:
-                return DeviceBatches(images, targets, self.cfg.batch_size, shuffle, drop_last, self._device())
-            ds = BatchGatherDataset(images, targets)
+                return DeviceBatches(images, targets, self.cfg.batch_size, shuffle, drop_last, self._device(),
+                                     extras=arrays[2:])
+            ds = BatchGatherDataset(*arrays)
             sampler = BatchSampler(RandomSampler(ds) if shuffle else SequentialSampler(ds), self.cfg.batch_size,
                                    drop_last=drop_last)
             return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.cfg.num_workers,
                               persistent_workers=self.cfg.num_workers > 0, pin_memory=torch.cuda.is_available())
         # Per-image path: albumentations on CPU (unless the module augments on the device), DDP-shardable.
         aug = self.cfg.augment if split == "train" and self.cfg.augment_on != "gpu" else None
-        return DataLoader(CachedImageDataset(images, targets, aug), batch_size=self.cfg.batch_size, shuffle=shuffle,
+        return DataLoader(CachedImageDataset(images, targets, aug, *arrays[2:]), batch_size=self.cfg.batch_size,
+                          shuffle=shuffle,
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
                           pin_memory=torch.cuda.is_available(), drop_last=drop_last)
 

@@ -12,22 +12,32 @@ import torch.nn.functional as F
 from inspection.data.augment import AugmentConfig
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly flip, translate (reflect-padded) and rescale intensity each image of a float NCHW batch."""
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None,
+                  mask: torch.Tensor | None = None):
+    """Randomly flip, translate (reflect-padded) and rescale intensity each image of a float NCHW batch.
+
+    With `mask` (float N1HW): returns (x, mask), the mask moved by the same geometric draws (bilinear: soft
+    edges are fine for a pixel loss) and untouched by the intensity ones."""
     if not cfg.enabled:
-        return x
+        return x if mask is None else (x, mask)
     n = x.shape[0]
     dev = x.device
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, device=dev, generator=generator)
 
+    def both(pick: torch.Tensor, op) -> None:
+        nonlocal x, mask
+        x = torch.where(pick, op(x), x)
+        if mask is not None:
+            mask = torch.where(pick, op(mask), mask)
+
     if cfg.hflip:
-        x = torch.where((rand(n) < 0.5).view(n, 1, 1, 1), x.flip(3), x)
+        both((rand(n) < 0.5).view(n, 1, 1, 1), lambda t: t.flip(3))
     if cfg.vflip:
-        x = torch.where((rand(n) < 0.5).view(n, 1, 1, 1), x.flip(2), x)
+        both((rand(n) < 0.5).view(n, 1, 1, 1), lambda t: t.flip(2))
     if cfg.rotate90 and x.shape[2] == x.shape[3]:
-        x = torch.where((rand(n) < 0.5).view(n, 1, 1, 1), x.transpose(2, 3).flip(3), x)
+        both((rand(n) < 0.5).view(n, 1, 1, 1), lambda t: t.transpose(2, 3).flip(3))
     if cfg.shift > 0 or cfg.scale > 0:
         scale = 1 + (rand(n) * 2 - 1) * cfg.scale
         theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
@@ -36,10 +46,13 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         theta[:, :, 2] = (rand(n, 2) * 2 - 1) * 2 * cfg.shift  # grid units span 2 per image side
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        if mask is not None:
+            mask = F.grid_sample(mask, grid.to(mask.dtype), mode="bilinear", padding_mode="reflection",
+                                 align_corners=False)
     if cfg.brightness > 0 or cfg.contrast > 0:
         gain = 1 + (rand(n, 1, 1, 1) * 2 - 1) * cfg.contrast
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         # brightness in normalised units ≈ fraction of the 0..1 range divided by a typical std of 0.25
         shift = (rand(n, 1, 1, 1) * 2 - 1) * cfg.brightness / 0.25
         x = (x - mean) * gain + mean + shift
-    return x
+    return x if mask is None else (x, mask)

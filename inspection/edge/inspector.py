@@ -61,26 +61,63 @@ class OnnxInspector(CardBacked):
         self._check_io()
 
     def _check_io(self) -> None:
-        spec, (inp, out) = self.card.preprocess, (self.session.get_inputs()[0], self.session.get_outputs()[0])
+        spec, inp, outputs = self.card.preprocess, self.session.get_inputs()[0], self.session.get_outputs()
         self.input_name = inp.name
         want = [spec.height, spec.width, spec.channels]
         if inp.type != "tensor(uint8)" or len(inp.shape) != 4 or list(inp.shape[1:]) != want:
             raise ModelCardError(f"{self.path}: graph input {inp.name} {inp.type} {inp.shape} does not match the "
                                  f"card (uint8 [N, {spec.height}, {spec.width}, {spec.channels}])")
+        # Only the card's claim must hold: an extra output the card does not name is not ours to judge.
+        self.map_name: str | None = self.card.defect_map.get("output")
+        if self.map_name is not None:
+            self._check_map_output({o.name: o for o in outputs})
+        out = next(o for o in outputs if o.name != self.map_name) if len(outputs) > 1 else outputs[0]
+        self.probs_name = out.name
         n = len(self.card.class_names)
         if len(out.shape) != 2 or (isinstance(out.shape[1], int) and out.shape[1] != n):
             raise ModelCardError(f"{self.path}: graph output {out.shape} does not match {n} class names")
 
+    def _check_map_output(self, outputs: dict) -> None:
+        m = outputs.get(self.map_name)
+        if m is None:
+            raise ModelCardError(f"{self.path}: the card names defect map output {self.map_name!r} but the "
+                                 f"graph's outputs are {list(outputs)}")
+        if len(outputs) < 2:
+            raise ModelCardError(f"{self.path}: the graph has only the defect map output; class "
+                                 "probabilities are missing")
+        one = m.shape[1] if len(m.shape) == 4 else None
+        if m.type != "tensor(float)" or len(m.shape) != 4 or (isinstance(one, int) and one != 1):
+            raise ModelCardError(f"{self.path}: defect map output {self.map_name} {m.type} {m.shape} is not "
+                                 "float32 [N, 1, h, w]")
+
     def predict(self, batch_u8_nhwc: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, C] at the model's input size → probabilities float32 [N, classes]."""
+        x = self._check_batch(batch_u8_nhwc)
+        if len(x) == 0:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        probs = self.session.run([self.probs_name], {self.input_name: x})[0]
+        return probs.astype(np.float32, copy=False)
+
+    def predict_with_map(self, batch_u8_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like predict, plus defect maps float32 [N, h, w] from the same run (None: no map model, or N = 0)."""
+        if self.map_name is None:
+            return self.predict(batch_u8_nhwc), None
+        x = self._check_batch(batch_u8_nhwc)
+        if len(x) == 0:
+            return np.zeros((0, len(self.class_names)), np.float32), None
+        probs, maps = self.session.run([self.probs_name, self.map_name], {self.input_name: x})
+        if maps.ndim != 4 or maps.shape[:2] != (len(x), 1):  # symbolic graph dims can only be checked here
+            raise ModelCardError(f"{self.path}: defect map output {self.map_name} has shape "
+                                 f"{list(maps.shape)}, expected [{len(x)}, 1, h, w]")
+        return probs.astype(np.float32, copy=False), maps[:, 0].astype(np.float32, copy=False)
+
+    def _check_batch(self, batch_u8_nhwc: np.ndarray) -> np.ndarray:
         x = np.asarray(batch_u8_nhwc)
         spec = self.spec
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (spec.height, spec.width, spec.channels):
             raise ValueError(f"expected uint8 [N, {spec.height}, {spec.width}, {spec.channels}], "
                              f"got {x.dtype} {list(x.shape)}")
-        if len(x) == 0:
-            return np.zeros((0, len(self.class_names)), np.float32)
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0].astype(np.float32, copy=False)
+        return np.ascontiguousarray(x)
 
     def inspect_arrays(self, images: list[np.ndarray]) -> list[Verdict]:
         """Decoded uint8 images of any size → verdicts (resized with core.resize_image)."""
@@ -127,9 +164,11 @@ class OnnxInspector(CardBacked):
                 results = [ImageResult(p, error=e) for p, e in zip(chunk.paths, chunk.errors, strict=True)]
                 slots = [i for i, px in enumerate(chunk.pixels) if px is not None]
                 if slots:
-                    probs = self.predict(np.stack([chunk.pixels[i] for i in slots]))
-                    for k, verdict, p in zip(slots, self.decide(probs), probs, strict=True):
-                        results[k].probs, results[k].verdict = p, verdict
+                    probs, maps = self.predict_with_map(np.stack([chunk.pixels[i] for i in slots]))
+                    for j, (k, verdict) in enumerate(zip(slots, self.decide(probs), strict=True)):
+                        results[k].probs, results[k].verdict = probs[j], verdict
+                        if maps is not None:
+                            results[k].defect_map = maps[j]
                 yield results
 
     def close(self) -> None:

@@ -12,20 +12,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
+from inspection.core.defect_map import summarize_map
 from inspection.core.errors import InspectionError
 from inspection.core.results import ImageResult
 from inspection.edge.engine import Inspector
 from inspection.edge.sources import expand_sources
-from inspection.edge.writers import ResultWriter, output_format, read_rows
+from inspection.edge.writers import DEFECT_COLUMNS, ResultWriter, output_format, read_rows
 
 FAIL_ON = ("ng", "review", "error")
 MAX_THUMBNAILS = 120  # the report shows at most this many NG/REVIEW images: memory stays bounded
 
 
-def to_row(r: ImageResult, class_names: list[str], top_k: int, model_hash: str) -> dict:
-    """Result → output row (path, verdict, predicted, confidence, p_ng, top_k, model_hash, error)."""
+def to_row(r: ImageResult, class_names: list[str], top_k: int, model_hash: str,
+           defect_threshold: float | None = None) -> dict:
+    """Result → output row (path, verdict, predicted, confidence, p_ng, top_k, model_hash, error).
+
+    With `defect_threshold` (a map model) the row also has DEFECT_COLUMNS: None when the image has no map."""
     row: dict = {"path": r.path, "verdict": None, "predicted": None, "confidence": None, "p_ng": None,
                  "top_k": [], "model_hash": model_hash, "error": r.error}
+    if defect_threshold is not None:
+        # Keys only for map models: a classifier's rows (and so old result files) keep exactly their columns.
+        row.update(dict.fromkeys(DEFECT_COLUMNS))
+        if r.defect_map is not None and r.verdict is not None:
+            s = summarize_map(r.defect_map, defect_threshold)
+            values = (s.peak, s.peak_x, s.peak_y, s.area)
+            row.update(zip(DEFECT_COLUMNS, (round(v, 6) for v in values), strict=True))
     if r.verdict is not None and r.probs is not None:
         # The verdict's probs are already Python floats in class order; sorted() is stable like argsort(stable).
         pairs = list(r.verdict.probs.items()) if len(r.verdict.probs) == len(class_names) else \
@@ -53,6 +66,7 @@ class RunSummary:
     elapsed_s: float = 0.0
     flagged: list[dict] = field(default_factory=list)  # NG/REVIEW rows for report thumbnails (capped)
     n_flagged: int = 0
+    defect_threshold: float | None = None  # the card's pixel threshold for map models: rows and report use it
 
     @property
     def n_total(self) -> int:
@@ -66,7 +80,8 @@ class RunSummary:
     def images_per_s(self) -> float:
         return self.n_new / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    def add(self, row: dict) -> None:
+    def add(self, row: dict, defect_map: np.ndarray | None = None) -> None:
+        """Count one row; keep NG/REVIEW ones (and their defect map, if any) for the report."""
         verdict = row.get("verdict") or ("ERROR" if row.get("error") else "")
         self.verdicts[verdict] += 1
         if verdict != "ERROR" and row.get("predicted"):
@@ -74,7 +89,12 @@ class RunSummary:
         if verdict in ("NG", "REVIEW"):
             self.n_flagged += 1
             if len(self.flagged) < MAX_THUMBNAILS:
-                self.flagged.append({k: row.get(k) for k in ("path", "verdict", "predicted", "confidence")})
+                keys = ("path", "verdict", "predicted", "confidence")
+                keys += DEFECT_COLUMNS if self.defect_threshold is not None else ()
+                keep = {k: row.get(k) for k in keys}
+                if defect_map is not None:  # float16 copy: ~120 small maps, no second model pass for overlays
+                    keep["defect_map"] = np.asarray(defect_map, np.float16).copy()
+                self.flagged.append(keep)
 
     def to_text(self) -> str:
         v = self.verdicts
@@ -145,21 +165,22 @@ def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathL
         raise InspectionError(f"--top-k must be >= 1, got {top_k}")
     class_names = inspector.card.class_names
     top_k = min(top_k, len(class_names))
-    summary = RunSummary(str(out), inspector.model_hash, inspector.runs_on())
+    threshold = inspector.card.defect_threshold
+    summary = RunSummary(str(out), inspector.model_hash, inspector.runs_on(), defect_threshold=threshold)
     done = _resume_state(out, summary) if resume and out.exists() else set()
     todo = (p for p in paths if p not in done) if done else paths
     progress = progress or Progress()
     t0 = time.perf_counter()
     try:
-        writer = ResultWriter(out, top_k, append=resume)
+        writer = ResultWriter(out, top_k, append=resume, defect_map=threshold is not None)
     except OSError as e:
         raise InspectionError(f"{out}: cannot write the results ({e.strerror or e})") from None
     with writer:
         for batch in inspector.iter_results(todo, batch_size, workers):
-            rows = [to_row(r, class_names, top_k, inspector.model_hash) for r in batch]
+            rows = [to_row(r, class_names, top_k, inspector.model_hash, threshold) for r in batch]
             writer.write_rows(rows)
-            for row in rows:
-                summary.add(row)
+            for r, row in zip(batch, rows, strict=True):
+                summary.add(row, r.defect_map)
             summary.n_new += len(rows)
             progress.update(summary.n_new, summary.errors)
     summary.elapsed_s = time.perf_counter() - t0

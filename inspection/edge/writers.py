@@ -13,6 +13,8 @@ from typing import Any
 from inspection.core.errors import InspectionError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+# Defect-aware models only (edge.runner.to_row fills them); a classifier's header stays as it always was.
+DEFECT_COLUMNS = ("defect_peak", "defect_peak_x", "defect_peak_y", "defect_area")
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -23,9 +25,10 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def csv_columns(top_k: int) -> list[str]:
-    """Fixed CSV header: identity, decision, top-k (class, prob) pairs, provenance, error."""
+def csv_columns(top_k: int, defect_map: bool = False) -> list[str]:
+    """Fixed CSV header: identity, decision, [defect map summary], top-k (class, prob), provenance, error."""
     cols = ["path", "verdict", "predicted", "confidence", "p_ng"]
+    cols += list(DEFECT_COLUMNS) if defect_map else []
     for i in range(1, top_k + 1):
         cols += [f"top{i}_class", f"top{i}_prob"]
     return cols + ["model_hash", "error"]
@@ -94,10 +97,10 @@ def _limited_lines(f, end_bytes: int) -> Iterator[str]:
 class ResultWriter:
     """Append rows to a CSV or JSONL file, flushing after every batch so a killed run loses nothing written."""
 
-    def __init__(self, path: str | os.PathLike, top_k: int, append: bool = False):
+    def __init__(self, path: str | os.PathLike, top_k: int, append: bool = False, defect_map: bool = False):
         self.path = Path(path)
         self.format = output_format(self.path)
-        self.columns = csv_columns(top_k)
+        self.columns = csv_columns(top_k, defect_map)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if append and self.path.exists():
             self._truncate_partial_line()  # a half-written last row (killed mid-write) is dropped and redone
@@ -123,7 +126,8 @@ class ResultWriter:
             header = next(csv.reader(f), [])
         if header != self.columns:
             raise InspectionError(f"{self.path}: existing columns {header} differ from this run's {self.columns} "
-                                  "(different --top-k?); resume with the same options or write a new file")
+                                  "(different --top-k, or a model with/without a defect map?); resume with "
+                                  "the same options or write a new file")
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         """Write one batch of rows and flush it to the OS."""

@@ -32,6 +32,7 @@ from inspection.core.results import ImageResult
 from inspection.edge.engine import CardBacked
 from inspection.models.checkpoint import load_checkpoint
 from inspection.models.normalize import Normalize
+from inspection.models.segdec import MAP_CARD, has_defect_map
 
 READERS = ("auto", "threads", "processes")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -67,7 +68,8 @@ class TorchInspector(CardBacked):
         self.card = ModelCard(class_names=list(model.class_names), preprocess=model.spec, thresholds=model.thresholds,
                               backbone=model.backbone, precision=precision if on_gpu else "fp32",
                               dataset=dict(model.extra.get("dataset") or {}),
-                              lineage=dict(model.extra.get("lineage") or {}))
+                              lineage=dict(model.extra.get("lineage") or {}),
+                              defect_map=dict(MAP_CARD) if has_defect_map(model.net) else {})
         self.model_hash = file_sha256(p)[:12]
         self.dtype = PRECISIONS[precision] if on_gpu else torch.float32
         net = model.net.to(self.device, dtype=self.dtype).eval()
@@ -89,16 +91,24 @@ class TorchInspector(CardBacked):
         self._pool_size = 0
         self._local = threading.local()
         self._runs_on = (f"torch {self.device.type} {precision if on_gpu else 'fp32'}"
-                                    f"{' compiled' if compile else ''}{f' {compile}' if isinstance(compile, str) else ''}"
-                                    f"{' nvjpeg' if self.gpu_decode else ''}"
-                                    f"{f' {self.streams} streams' if self.streams > 1 else ''}"
-                                    f"{' reader processes' if self.readers == 'processes' else ''}"
-                                    f"{f' cpu decode share {self.cpu_decode_share:g}' if self.cpu_decode_share else ''}")
+                         f"{' compiled' if compile else ''}{f' {compile}' if isinstance(compile, str) else ''}"
+                         f"{' nvjpeg' if self.gpu_decode else ''}"
+                         f"{f' {self.streams} streams' if self.streams > 1 else ''}"
+                         f"{' reader processes' if self.readers == 'processes' else ''}"
+                         f"{f' cpu decode share {self.cpu_decode_share:g}' if self.cpu_decode_share else ''}")
 
     @torch.inference_mode()
     def predict_tensor(self, x_u8_nhwc: torch.Tensor) -> torch.Tensor:
+        return self.predict_tensor_with_map(x_u8_nhwc)[0]
+
+    @torch.inference_mode()
+    def predict_tensor_with_map(self, x_u8_nhwc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(probabilities [N, C], defect maps [N, h, w] or None), as the exported graph's two outputs."""
         x = self.norm(x_u8_nhwc.to(self.device, non_blocking=True)).to(self.dtype)
-        return torch.softmax(self.net(x).float(), dim=1)
+        if not self.card.defect_map:
+            return torch.softmax(self.net(x).float(), dim=1), None
+        logits, map_logits = self.net(x, with_map=True)
+        return torch.softmax(logits.float(), dim=1), torch.sigmoid(map_logits.float())[:, 0]
 
     def predict(self, batch_u8_nhwc: np.ndarray) -> np.ndarray:
         if len(batch_u8_nhwc) == 0:
@@ -231,7 +241,9 @@ class TorchInspector(CardBacked):
             # Waits for the network, so this stream is idle before its next nvJPEG decode: torchvision's CUDA
             # decoder writes into blocks the caller's stream may still be reading (pytorch/vision PR #9606), so a
             # copy back left in flight here could let the next batch's decode overwrite this one's input.
-            probs = self.predict_tensor(torch.cat(tensors)).cpu().numpy()
-            for k, verdict, p in zip(slots, self.decide(probs), probs, strict=True):
-                results[k].probs, results[k].verdict = p, verdict
+            probs_t, maps_t = self.predict_tensor_with_map(torch.cat(tensors))
+            probs = probs_t.cpu().numpy()
+            maps = maps_t.cpu().numpy() if maps_t is not None else [None] * len(slots)
+            for k, verdict, p, m in zip(slots, self.decide(probs), probs, maps, strict=True):
+                results[k].probs, results[k].verdict, results[k].defect_map = p, verdict, m
         return results

@@ -20,14 +20,17 @@ from inspection.core.preprocess import PreprocessSpec
 from inspection.edge.inspector import CARD_KEY  # CARD_KEY: the one key the edge runtime reads
 from inspection.models.checkpoint import LoadedModel
 from inspection.models.normalize import Normalize
+from inspection.models.segdec import MAP_CARD, has_defect_map
 
 OPSET = 17  # pinned: the TorchScript exporter emits exactly this; the dynamo fallback starts at 18
 DYNAMO_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "pixels", "probs"
+MAP_OUTPUT = MAP_CARD["output"]  # second output of defect-map networks: float32 [N, 1, H/stride, W/stride] in [0, 1]
 
 
 class UInt8Classifier(nn.Module):
-    """uint8 [N,H,W,C] → models.normalize.Normalize (the training-time normalisation) → net → softmax.
+    """uint8 [N,H,W,C] → models.normalize.Normalize (the training-time normalisation) → net → softmax
+    (and, for a defect-map network, the sigmoid of its map as a second output).
 
     Normalize runs the float32 operations of `core.preprocess.normalize` in the same order, so the exported graph
     and the training-side evaluation agree to ~1e-6. Resizing stays outside the graph (`core.resize_image`).
@@ -37,18 +40,28 @@ class UInt8Classifier(nn.Module):
         super().__init__()
         self.net = net
         self.normalize = Normalize(spec)
+        self.defect_map = has_defect_map(net)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(self.normalize(pixels)).float(), dim=1)
+    def forward(self, pixels: torch.Tensor):
+        x = self.normalize(pixels)
+        if self.defect_map:
+            logits, map_logits = self.net(x, with_map=True)
+            return torch.softmax(logits.float(), dim=1), torch.sigmoid(map_logits.float())
+        return torch.softmax(self.net(x).float(), dim=1)
+
+
+def output_names(wrapper: UInt8Classifier) -> list[str]:
+    return [OUTPUT_NAME, MAP_OUTPUT] if wrapper.defect_map else [OUTPUT_NAME]
 
 
 def _export_torchscript(wrapper: nn.Module, dummy: torch.Tensor) -> onnx.ModelProto:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice is expected
+        names = output_names(wrapper)
         torch.onnx.export(
-            wrapper, (dummy,), buf, opset_version=OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, do_constant_folding=True,
+            wrapper, (dummy,), buf, opset_version=OPSET, input_names=[INPUT_NAME], output_names=names,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}, do_constant_folding=True,
             dynamo=False,
         )
     return onnx.load_from_string(buf.getvalue())
@@ -60,7 +73,7 @@ def _export_dynamo(wrapper: nn.Module, dummy: torch.Tensor) -> onnx.ModelProto:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             wrapper, (dummy,), None, opset_version=DYNAMO_OPSET, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), dynamo=True, external_data=False,
+            output_names=output_names(wrapper), dynamic_shapes=({0: batch},), dynamo=True, external_data=False,
         )
     return program.model_proto
 
@@ -129,6 +142,7 @@ def card_from_checkpoint(model: LoadedModel, checkpoint: str | os.PathLike | Non
         dataset=dict(model.extra.get("dataset", {})),
         lineage=lineage,
         metrics=dict(model.extra.get("metrics", {})),
+        defect_map=dict(MAP_CARD) if has_defect_map(model.net) else {},
     )
 
 

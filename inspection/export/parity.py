@@ -28,6 +28,7 @@ class ParityReport:
     passed: bool
     problems: list[str] = field(default_factory=list)
     worst_path: str | None = None
+    map_max_abs_diff: float | None = None  # defect-map models: max |Δ| over every map pixel (same tolerance)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +38,8 @@ class ParityReport:
         verdict = ("PASSED" if self.passed else "FAILED") if self.tolerance is not None else "(informational)"
         head = (f"parity {verdict} on {self.n} images: max |dp| = "
                 f"{self.max_abs_diff:.2e}{tol}, top-1 agreement {self.agreement:.2%} ({self.n_top1_diff} differ)")
+        if self.map_max_abs_diff is not None:
+            head += f"; defect map max |d| = {self.map_max_abs_diff:.2e}"
         return "\n".join([head, *(f"  - {p}" for p in self.problems[:10])])
 
 
@@ -47,8 +50,10 @@ def predict_files_edge(inspector: OnnxInspector, paths: Sequence[str | Path], la
     records = []
     for batch in inspector.iter_results([str(p) for p in paths], batch_size, workers):
         for r in batch:
-            records.append(ResultRecord(r.path, r.probs, label_of[r.path], error=r.error,
-                                        meta={"runtime": "onnxruntime", "model_hash": inspector.model_hash}))
+            meta = {"runtime": "onnxruntime", "model_hash": inspector.model_hash}
+            if r.defect_map is not None:
+                meta["defect_map"] = r.defect_map
+            records.append(ResultRecord(r.path, r.probs, label_of[r.path], error=r.error, meta=meta))
     return records
 
 
@@ -58,6 +63,7 @@ def compare_records(reference: list[ResultRecord], candidate: list[ResultRecord]
     ref = {r.path: r for r in reference}
     problems: list[str] = []
     diffs, same, worst, worst_d = [], [], None, -1.0
+    map_diffs: list[float] = []
     for c in candidate:
         r = ref.get(c.path)
         if r is None:
@@ -70,6 +76,11 @@ def compare_records(reference: list[ResultRecord], candidate: list[ResultRecord]
             continue
         d = float(np.max(np.abs(np.asarray(r.probs, np.float64) - np.asarray(c.probs, np.float64))))
         diffs.append(d)
+        if ("defect_map" in r.meta) != ("defect_map" in c.meta):
+            problems.append(f"{c.path}: only one side has a defect map")
+        elif "defect_map" in r.meta:
+            map_diffs.append(float(np.max(np.abs(np.asarray(r.meta["defect_map"], np.float64)
+                                                 - np.asarray(c.meta["defect_map"], np.float64)))))
         same.append(int(np.argmax(r.probs)) == int(np.argmax(c.probs)))
         if d > worst_d:
             worst, worst_d = c.path, d
@@ -82,8 +93,12 @@ def compare_records(reference: list[ResultRecord], candidate: list[ResultRecord]
         problems.append(f"{n_diff} top-1 decisions differ")
     if tolerance is not None and max_diff > tolerance:
         problems.append(f"max |dp| {max_diff:.2e} > {tolerance:g} (worst: {worst})")
+    map_max = max(map_diffs) if map_diffs else None
+    if tolerance is not None and map_max is not None and map_max > tolerance:
+        problems.append(f"defect map max |d| {map_max:.2e} > {tolerance:g}")
     passed = not problems
-    return ParityReport(n, max_diff, (sum(same) / n) if n else 0.0, n_diff, tolerance, passed, problems, worst)
+    return ParityReport(n, max_diff, (sum(same) / n) if n else 0.0, n_diff, tolerance, passed, problems, worst,
+                        map_max)
 
 
 def card_mismatch(inspector: OnnxInspector, model: LoadedModel) -> list[str]:

@@ -14,10 +14,14 @@ from inspection.data.augment import AugmentConfig
 from inspection.data.gpu_augment import augment_batch
 from inspection.models.factory import create_backbone
 from inspection.models.normalize import Normalize
+from inspection.models.segdec import has_defect_map
 
 
 class DefectClassifier(pl.LightningModule):
-    """Backbone by name + cross-entropy (optionally class-weighted); logs loss, accuracy and macro-F1."""
+    """Backbone by name + cross-entropy (optionally class-weighted); logs loss, accuracy and macro-F1.
+
+    A defect-map network (models.segdec) adds a pixel loss on the batches' masks where they are known (mixed
+    supervision): total = cross-entropy + seg_weight · BCE(map, mask)."""
 
     def __init__(
         self,
@@ -35,6 +39,8 @@ class DefectClassifier(pl.LightningModule):
         channels_last: bool = False,
         gpu_augment: dict | None = None,
         extra: dict | None = None,
+        seg_weight: float = 1.0,
+        seg_pos_weight: float = 4.0,
     ):
         super().__init__()
         # Plain values only: the checkpoint stays loadable with weights_only=True.
@@ -44,6 +50,7 @@ class DefectClassifier(pl.LightningModule):
         self.thresholds = Thresholds.from_dict(thresholds or {})
         self.net = create_backbone(backbone, len(class_names), self.spec.channels, pretrained_path, drop_rate)
         self.normalize = Normalize(self.spec, channels_last=channels_last)
+        self.defect_map = has_defect_map(self.net)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         cw = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
@@ -59,18 +66,34 @@ class DefectClassifier(pl.LightningModule):
         return F.cross_entropy(logits.float(), y, weight=self.class_weights,
                                label_smoothing=self.hparams.label_smoothing)
 
+    def _pixel_loss(self, map_logits: torch.Tensor, masks: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Mean BCE over the images whose mask is known; masks float N1HW in [0, 1] at the input size."""
+        target = F.interpolate(masks, size=map_logits.shape[-2:], mode="area")
+        pos = torch.tensor(self.hparams.seg_pos_weight, device=map_logits.device)  # defects are small
+        per_image = F.binary_cross_entropy_with_logits(map_logits.float(), target, pos_weight=pos,
+                                                       reduction="none").mean((1, 2, 3))
+        k = known.float()
+        return (per_image * k).sum() / k.sum().clamp(min=1)
+
     def training_step(self, batch, _idx):
-        x, y = batch
-        if self.gpu_augment is not None:
-            logits = self.net(augment_batch(self.normalize(x), self.gpu_augment))
+        x, y, *pixel = batch
+        xn = self.normalize(x)
+        if self.defect_map and pixel:
+            masks, known = pixel[0][:, None].float() * (1.0 / 255.0), pixel[1]
+            if self.gpu_augment is not None:
+                xn, masks = augment_batch(xn, self.gpu_augment, mask=masks)
+            logits, map_logits = self.net(xn, with_map=True)
+            pixel_loss = self._pixel_loss(map_logits, masks, known)
+            self.log("train/pixel_loss", pixel_loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+            loss = self._loss(logits, y) + self.hparams.seg_weight * pixel_loss
         else:
-            logits = self(x)
-        loss = self._loss(logits, y)
+            logits = self.net(augment_batch(xn, self.gpu_augment) if self.gpu_augment is not None else xn)
+            loss = self._loss(logits, y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, _idx):
-        x, y = batch
+        x, y = batch[:2]
         logits = self(x)
         self.log("val/loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_preds.append(logits.argmax(1).detach())
@@ -92,7 +115,7 @@ class DefectClassifier(pl.LightningModule):
         self.log("val/macro_f1", f1.mean(), rank_zero_only=True)
 
     def test_step(self, batch, _idx):
-        x, y = batch
+        x, y = batch[:2]
         self.log("test/acc", (self(x).argmax(1) == y).float().mean(), batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self):

@@ -1,7 +1,7 @@
 """One factory for classification backbones: `create_backbone(name, num_classes, in_chans)`.
 
-Names: "tiny_cnn", torchvision names prefixed "tv:" (e.g. "tv:resnet18") and timm names (e.g. "resnet18",
-"efficientnet_b0", "convnext_tiny"). Weights are never downloaded: `pretrained_path` must be a local file.
+Names: "tiny_cnn", "segdec_resnet18" (segmentation + decision, models.segdec), torchvision names prefixed "tv:"
+(e.g. "tv:resnet18") and timm names (e.g. "resnet18", "efficientnet_b0", "convnext_tiny"). Weights are never downloaded: `pretrained_path` must be a local file.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inspection.models.segdec import SegDecNet
 from inspection.models.tiny_cnn import TinyCNN
 
 
 def available_backbones() -> list[str]:
     """Names known to work without network access (timm accepts many more)."""
-    return ["tiny_cnn", "resnet18", "resnet34", "resnet50", "efficientnet_b0", "convnext_tiny", "tv:resnet18"]
+    return ["tiny_cnn", "segdec_resnet18", "resnet18", "resnet34", "resnet50", "efficientnet_b0", "convnext_tiny",
+            "tv:resnet18"]
 
 
 def _torchvision(name: str, num_classes: int, in_chans: int) -> nn.Module:
@@ -35,6 +37,11 @@ def _torchvision(name: str, num_classes: int, in_chans: int) -> nn.Module:
     return model
 
 
+def backbone_has_defect_map(name: str) -> bool:
+    """Whether `name` builds a network with a per-pixel defect head (trained with masks, exported with a map)."""
+    return name == "segdec_resnet18"
+
+
 def create_backbone(
     name: str,
     num_classes: int,
@@ -45,6 +52,8 @@ def create_backbone(
     """Build a classifier network emitting logits; optionally load local weights (classifier head excluded)."""
     if name == "tiny_cnn":
         model: nn.Module = TinyCNN(num_classes, in_chans, dropout=drop_rate)
+    elif name == "segdec_resnet18":
+        model = SegDecNet(num_classes, in_chans, drop_rate=drop_rate)
     elif name.startswith("tv:"):
         model = _torchvision(name[3:], num_classes, in_chans)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +20,10 @@ from inspection.evaluation.evaluate import evaluate_model
 from inspection.evaluation.plots import plot_training_curves
 from inspection.models.checkpoint import load_checkpoint, save_checkpoint
 from inspection.models.classifier import DefectClassifier
+from inspection.models.factory import backbone_has_defect_map
 from inspection.training.best_weights import BestWeights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +43,9 @@ class OptimConfig:
     weight_decay: float = 1e-4
     scheduler: str = "onecycle"
     label_smoothing: float = 0.0
+    # defect-map networks (mixed supervision): weight of the pixel loss, and of defect pixels within it
+    seg_weight: float = 1.0
+    seg_pos_weight: float = 4.0
 
 
 @dataclass
@@ -109,6 +116,7 @@ def fit_classifier(
     if data.augment_on == "auto":
         on_gpu = trainer.accelerator in ("gpu", "cuda") or (trainer.accelerator == "auto" and torch.cuda.is_available())
         data = replace(data, augment_on="gpu" if on_gpu else "cpu")
+    data = replace(data, masks=backbone_has_defect_map(model.backbone), seed=seed)
     dm = DefectDataModule(data)
     ok = list(dm.manifest.ok_classes)
     thr = {"ok_classes": ok, **(thresholds or {})} if ok else (thresholds or {})
@@ -127,10 +135,17 @@ def fit_classifier(
         label_smoothing=optim.label_smoothing, class_weights=dm.class_weights(), drop_rate=model.drop_rate,
         pretrained_path=model.pretrained_path, channels_last=trainer.channels_last, extra=extra,
         gpu_augment=asdict(data.augment) if data.augment_on == "gpu" else None,
+        seg_weight=optim.seg_weight, seg_pos_weight=optim.seg_pos_weight,
     )
     history, best = HistoryCallback(), BestWeights("val/acc")
     has_val = dm.split_size("val") > 0
-    callbacks: list[Callback] = [history, best] if has_val else [history]
+    # Best-epoch selection on validation accuracy needs both OK and NG there: on an OK-only validation split (an
+    # OK-only dataset trained on synthetic defects) "predict OK for everything" would always win.
+    selectable = has_val and dm.manifest.split("val")["label"].nunique() >= 2
+    if has_val and not selectable:
+        log.warning("validation split has one class only: keeping the last epoch's weights (no best-epoch "
+                    "selection)")
+    callbacks: list[Callback] = [history, best] if selectable else [history]
     # DVCLive's log_model copies ModelCheckpoint's file: a logger that archives models needs one.
     if has_val and (trainer.lightning_checkpoint or any(getattr(lg, "_log_model", False) for lg in loggers or [])):
         callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
@@ -155,7 +170,8 @@ def fit_classifier(
         _reset_distributed(env_before)
     if not t.is_global_zero:
         return TrainResult(out, None, fit_seconds, history.history)
-    best.restore(net)  # best-on-validation weights; model.pt is the artefact
+    if selectable:
+        best.restore(net)  # best-on-validation weights; model.pt is the artefact
     ckpt = save_checkpoint(out / "model.pt", net.plain_net(), model.backbone, dm.class_names, data.spec,
                            net.thresholds, extra)
     plot_training_curves(history.history, out / "training_curves.png")

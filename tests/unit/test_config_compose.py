@@ -55,3 +55,18 @@ def test_launcher_configs_compose():
         local = compose("train", overrides=["hydra/launcher=local_parallel"], return_hydra_config=True)
     assert "submitit" in slurm.hydra.launcher._target_ and slurm.hydra.launcher.gpus_per_node == 1
     assert "joblib" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_experiment_presets_override_the_train_defaults(experiment):
+    """conf/train.yaml listed _self_ last, so its own optim / task_name silently beat every experiment's."""
+    import yaml
+
+    from inspection.cli.compose import compose_config
+
+    preset = yaml.safe_load((CONF / "experiment" / f"{experiment}.yaml").read_text())
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    for key, value in (preset.get("optim") or {}).items():
+        assert cfg.optim[key] == value, (experiment, key)
+    assert cfg.task_name == preset["task_name"]
+    assert compose_config("train", [f"experiment={experiment}", "optim.lr=0.123"]).optim.lr == 0.123
