@@ -18,7 +18,7 @@ import pandas as pd
 from inspection.core.files import atomic_write_text
 from inspection.curation.agreement import AgreementReport, agreement_report
 from inspection.curation.defect_book import write_defect_book
-from inspection.curation.label_issues import Recipe, find_label_issues, out_of_fold_probs, trainval_rows
+from inspection.curation.label_issues import Recipe, find_label_issues, out_of_fold_predictions, trainval_rows
 from inspection.curation.quality import DUPLICATE_FLAGS, QUALITY_FLAGS, QualityConfig, quality_flags
 from inspection.curation.review_queue import QueueConfig, budget_count, build_review_queue, write_review_queue
 from inspection.data.manifest import Manifest, load_manifest, manifest_hash
@@ -93,16 +93,21 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
     tv = trainval_rows(m)
     agreement = agreement_report(tv[cols].rename(columns=lambda c: c.removeprefix("labeler_")), m.classes) \
         if len(cols) >= 2 else None
+    maps = None
     if probs is None:
-        probs = out_of_fold_probs(m, cfg.recipe, cfg.k, cfg.seed, cfg.cache_dir or out / "oof", progress)
+        probs, maps = out_of_fold_predictions(m, cfg.recipe, cfg.k, cfg.seed, cfg.cache_dir or out / "oof", progress)
     np.save(out / "oof_probs.npy", probs)
+    map_of = None
+    if maps is not None:  # a defect-map recipe: the review sheets show where each model saw the defect
+        np.save(out / "oof_maps.npy", maps)
+        map_of = dict(zip(tv["path"], maps, strict=True))
     issues = find_label_issues(m, probs)
     quality = quality_flags(m, cfg.quality)
     queue = build_review_queue(m, issues, quality, cfg.queue)
     issues.to_csv(out / "label_issues.csv", index=False)
     quality.to_csv(out / "quality.csv", index=False)
-    write_review_queue(queue, m, out, cfg.queue.sheet_max)
-    write_defect_book(m, issues, probs, out, quality, cfg.n_examples, cfg.n_pairs)
+    write_review_queue(queue, m, out, cfg.queue.sheet_max, map_of)
+    write_defect_book(m, issues, probs, out, quality, cfg.n_examples, cfg.n_pairs, map_of)
     if agreement is not None:
         atomic_write_text(out / "agreement.json", json.dumps(agreement.to_dict(), indent=2) + "\n")
     score = score_audit(m, issues, quality, queue)

@@ -32,8 +32,10 @@ def _slug(s: str) -> str:
 
 
 def write_defect_book(manifest: Manifest, issues: pd.DataFrame, probs: np.ndarray, out_dir: str | Path,
-                      quality: pd.DataFrame | None = None, n_examples: int = 6, n_pairs: int = 3) -> Path:
-    """defect_book.md + one PNG strip per class and per confused pair; returns the Markdown path."""
+                      quality: pd.DataFrame | None = None, n_examples: int = 6, n_pairs: int = 3,
+                      maps: dict[str, np.ndarray] | None = None) -> Path:
+    """defect_book.md + one PNG strip per class and per confused pair (with heatmaps when `maps`, keyed by
+    manifest path, come from a defect-map model); returns the Markdown path."""
     out = Path(out_dir)
     strips = out / "defect_book"
     strips.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,8 @@ def write_defect_book(manifest: Manifest, issues: pd.DataFrame, probs: np.ndarra
         if len(pick):
             png = write_contact_sheet([manifest.abspath(p) for p in pick["path"]],
                                       [[f"p={v:.2f}"] for v in pick["self_confidence"]],
-                                      strips / f"class_{_slug(c)}.png", cols=n_examples)
+                                      strips / f"class_{_slug(c)}.png", cols=n_examples,
+                                      maps=[maps.get(p) for p in pick["path"]] if maps else None)
             lines += ["", f"![{c}]({png.relative_to(out).as_posix()})"]
         lines += ["", "- Definition: ____", f"- Rule: ____ (what makes an image `{c}`, and what does not)", ""]
     lines += ["## Most confused pairs", ""]
@@ -78,7 +81,8 @@ def write_defect_book(manifest: Manifest, issues: pd.DataFrame, probs: np.ndarra
             caps = [[f"given: {iss.at[i, 'given']}", f"{a[:16]} {p[i, ia]:.2f}", f"{b[:16]} {p[i, ib]:.2f}"]
                     for i in idx]
             png = write_contact_sheet([manifest.abspath(iss.at[i, "path"]) for i in idx], caps,
-                                      strips / f"pair_{_slug(a)}__{_slug(b)}.png", cols=n_examples)
+                                      strips / f"pair_{_slug(a)}__{_slug(b)}.png", cols=n_examples,
+                                      maps=[maps.get(iss.at[i, "path"]) for i in idx] if maps else None)
             lines += ["", f"![{a} vs {b}]({png.relative_to(out).as_posix()})"]
         lines += ["", f"- Rule: an image is `{a}` rather than `{b}` when ____", ""]
     multi = manifest.rows.get("meta_multi_defect")

@@ -85,6 +85,14 @@ def _training_env(threads: int | None):
 def out_of_fold_probs(manifest: Manifest, recipe: Recipe | None = None, k: int = 5, seed: int = 0,
                       work_dir: str | Path | None = None, progress: bool = True) -> np.ndarray:
     """N x C probabilities for trainval_rows(manifest), each from a model trained on the other k-1 folds."""
+    return out_of_fold_predictions(manifest, recipe, k, seed, work_dir, progress)[0]
+
+
+def out_of_fold_predictions(manifest: Manifest, recipe: Recipe | None = None, k: int = 5, seed: int = 0,
+                            work_dir: str | Path | None = None,
+                            progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities N x C, defect maps N x h x w float16 or None) for trainval_rows(manifest), each row from a
+    model trained on the other k-1 folds; maps only when the recipe's backbone predicts them."""
     from inspection.data.augment import AugmentConfig
     from inspection.data.datamodule import DataConfig
     from inspection.evaluation.predict import predict_files
@@ -97,23 +105,26 @@ def out_of_fold_probs(manifest: Manifest, recipe: Recipe | None = None, k: int =
         raise ConfigError(f"{manifest.name}: {len(rows)} train/val images are too few for {k}-fold cross-validation")
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="oof-"))
     key = oof_cache_key(manifest, recipe, k, seed)
-    final = work / f"oof-{key}.npy"
+    final, final_maps = work / f"oof-{key}.npy", work / f"oof-{key}-maps.npy"
     if final.is_file():
         if progress:
             print(f"out-of-fold probabilities: cached {final}", flush=True)
-        return np.load(final)
+        return np.load(final), (np.load(final_maps) if final_maps.is_file() else None)
     channels = recipe.channels or _channels(manifest, rows)
     spec = PreprocessSpec(recipe.image_size, recipe.image_size, channels, (0.5,) * channels, (0.25,) * channels)
     folds = np.array(kfold_assign(rows["label"].tolist(), rows["sha256"].tolist(), k, seed))
     probs = np.zeros((len(rows), len(manifest.classes)), np.float32)
+    maps: np.ndarray | None = None
     base = rows[list(REQUIRED_COLUMNS)].copy()
     start = time.perf_counter()
     for f in range(k):
         part = work / f"oof-{key}" / f"fold_{f}"
-        done = part / "probs.npy"
+        done, done_maps = part / "probs.npy", part / "maps.npy"
         held = folds == f
         if done.is_file():
             probs[held] = np.load(done)
+            if done_maps.is_file():
+                maps = _put(maps, held, np.load(done_maps))
             if progress:
                 print(f"fold {f + 1}/{k}: cached", flush=True)
             continue
@@ -134,15 +145,29 @@ def out_of_fold_probs(manifest: Manifest, recipe: Recipe | None = None, k: int =
         device = "cuda" if recipe.accelerator in ("auto", "gpu", "cuda") and _cuda() else "cpu"
         recs = predict_files(model, paths, batch_size=128, device=device)
         p = np.stack([r.probs if r.probs is not None else np.full(len(manifest.classes), np.nan) for r in recs])
-        np.save(done, p)
+        if recs and all("defect_map" in r.meta for r in recs):
+            fold_maps = np.stack([r.meta["defect_map"] for r in recs]).astype(np.float16)
+            np.save(done_maps, fold_maps)
+            maps = _put(maps, held, fold_maps)
+        np.save(done, p)  # written last: the fold counts as done only with its maps saved
         probs[held] = p
         if progress:
             acc = float((p.argmax(1) == rows.loc[held, "label"].map(manifest.classes.index).to_numpy()).mean())
             print(f"fold {f + 1}/{k}: trained on {int((~held).sum())}, scored {int(held.sum())} images in "
                   f"{time.perf_counter() - t0:.0f}s; agreement with given labels {acc:.1%} "
                   f"(elapsed {time.perf_counter() - start:.0f}s)", flush=True)
+    if maps is not None:
+        np.save(final_maps, maps)
     np.save(final, probs)
-    return probs
+    return probs, maps
+
+
+def _put(maps: np.ndarray | None, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Write one fold's maps into the N-row array, making it on the first fold."""
+    if maps is None:
+        maps = np.zeros((len(rows), *values.shape[1:]), np.float16)
+    maps[rows] = values
+    return maps
 
 
 def _cuda() -> bool:

@@ -14,10 +14,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from inspection.core.defect_map import overlay
 from inspection.core.errors import ImageDecodeError
 from inspection.core.image import read_image
 from inspection.curation.quality import QUALITY_FLAGS
 from inspection.data.manifest import Manifest
+
+MAP_THRESHOLD = 0.5  # outline on review sheets: the pixel probability the exported card counts as defect
 
 QUEUE_COLUMNS = ["rank", "path", "split", "given", "suggested", "score", "reasons", "self_confidence",
                  "quality_flags", "disagreement", "votes"]
@@ -103,15 +106,19 @@ def _tile(path: Path, size: int) -> np.ndarray:
 
 
 def write_contact_sheet(paths: Sequence[Path], captions: Sequence[Sequence[str]], out: str | Path,
-                        cols: int = 8, tile: int = 128) -> Path:
-    """A grid of images with up to three caption lines under each, saved as PNG."""
+                        cols: int = 8, tile: int = 128, maps: Sequence[np.ndarray | None] | None = None) -> Path:
+    """A grid of images with up to three caption lines under each, saved as PNG; with `maps` (a defect-map
+    model's out-of-fold maps, None where absent) each image carries its heatmap overlay."""
     lines = max((len(c) for c in captions), default=1)
     cap_h = 14 * lines + 6
     n_rows = max(1, -(-len(paths) // cols))
     sheet = np.full((n_rows * (tile + cap_h), min(cols, max(1, len(paths))) * tile, 3), 255, np.uint8)
     for k, (p, cap) in enumerate(zip(paths, captions)):
         y, x = (k // cols) * (tile + cap_h), (k % cols) * tile
-        sheet[y : y + tile, x : x + tile] = _tile(Path(p), tile)
+        img = _tile(Path(p), tile)
+        if maps is not None and maps[k] is not None:
+            img = overlay(img, np.asarray(maps[k], np.float32), MAP_THRESHOLD)
+        sheet[y : y + tile, x : x + tile] = img
         for j, text in enumerate(cap):
             cv2.putText(sheet, str(text)[: int(tile / 5.6)], (x + 2, y + tile + 13 + 14 * j),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.32, (0, 0, 0), 1, cv2.LINE_AA)
@@ -123,7 +130,7 @@ def write_contact_sheet(paths: Sequence[Path], captions: Sequence[Sequence[str]]
 
 
 def write_review_queue(queue: pd.DataFrame, manifest: Manifest, out_dir: str | Path,
-                       sheet_max: int = 60) -> tuple[Path, Path]:
+                       sheet_max: int = 60, maps: dict[str, np.ndarray] | None = None) -> tuple[Path, Path]:
     """review_queue.csv (all queued rows) + review_queue.png (the top `sheet_max`, captioned)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,5 +139,6 @@ def write_review_queue(queue: pd.DataFrame, manifest: Manifest, out_dir: str | P
     top = queue.head(sheet_max)
     captions = [[f"#{r.rank} given: {r.given}", f"suggested: {r.suggested}", r.reasons.split(";")[0]]
                 for r in top.itertuples()]
-    png = write_contact_sheet([manifest.abspath(p) for p in top["path"]], captions, out / "review_queue.png")
+    png = write_contact_sheet([manifest.abspath(p) for p in top["path"]], captions, out / "review_queue.png",
+                              maps=[maps.get(p) for p in top["path"]] if maps else None)
     return csv, png

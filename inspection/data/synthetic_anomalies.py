@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from inspection.core.errors import ConfigError
+from inspection.data.object_mask import grey, object_mask, shrink
 
 BLENDS = ("poisson", "paste")
 ATTEMPTS = 6  # fresh draws before the fallback that always shows
@@ -21,10 +22,6 @@ MAX_GAIN = 2.0  # the source patch's contrast gain is drawn log-uniformly in [1,
 FALLBACK_SHIFT = 64  # most uint8 levels the fallback moves its patch away from the target's colour
 MAX_MIN_CHANGE = 100.0  # the fallback's shift, ≥ min(2·min_change + 8, 128), must exceed min_change
 POOL = 32  # uniform candidates per structure-weighted draw of a source patch centre
-WORK_SIDE = 128  # px; object masks and structure maps are smooth, so they are computed at most this large
-MIN_SEPARATION = 0.9  # Otsu effectiveness: ≥ 0.94 on every MVTec pill, ≤ 0.89 on every NEU steel texture
-OBJECT_SHARE = (0.02, 0.95)  # an object smaller or larger than this share of the frame is not believable
-MAX_BORDER_SHARE = 0.25  # an "object" covering more of the frame's edge is texture or background
 MIN_SIDE = 16  # px; smaller images leave no room for a blob inside the margin
 
 
@@ -32,7 +29,6 @@ MIN_SIDE = 16  # px; smaller images leave no room for a blob inside the margin
 class AnomalyConfig:
     """How synthetic defects are drawn: size, shape, blending and what counts as a changed pixel."""
 
-    probability: float = 0.5  # share of OK training samples replaced by a synthetic defect (caller's)
     min_area: float = 0.002  # region area / image area, drawn log-uniformly in [min_area, max_area]
     max_area: float = 0.04
     max_aspect: float = 3.0  # patch aspect ratio in [1/max_aspect, max_aspect]
@@ -42,7 +38,6 @@ class AnomalyConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            ("probability", 0.0 <= self.probability <= 1.0, "must be in [0, 1]"),
             ("min_area", 0.0 < self.min_area <= 0.25, "must be in (0, 0.25]"),
             ("max_area", self.min_area <= self.max_area <= 0.25, "must be in [min_area, 0.25]"),
             ("max_aspect", 1.0 <= self.max_aspect <= 20.0, "must be in [1, 20]"),
@@ -52,59 +47,6 @@ class AnomalyConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise ConfigError(f"AnomalyConfig.{name} {rule}; got {getattr(self, name)!r}")
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    """uint8 HxW luminance of an HxW, HxWx1 or HxWx3 image."""
-    if image.ndim == 2 or image.shape[2] == 1:
-        return image.reshape(image.shape[:2])
-    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2GRAY)
-
-
-def _shrink(grey: np.ndarray) -> np.ndarray:
-    """The image scaled down (area interpolation) so its longer side is at most WORK_SIDE px."""
-    h, w = grey.shape
-    f = WORK_SIDE / max(h, w)
-    if f >= 1:
-        return grey
-    return cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-
-
-def _separation(grey: np.ndarray, cls: np.ndarray) -> float:
-    """Otsu's effectiveness: between-class over total variance of a two-class split (1 = two flat tones)."""
-    x, inside = grey.astype(np.float32), cls > 0
-    share, total = float(inside.mean()), float(x.var())
-    if share in (0.0, 1.0) or total < 1e-6:
-        return 0.0
-    return share * (1 - share) * float(x[inside].mean() - x[~inside].mean()) ** 2 / total
-
-
-def _border_share(mask: np.ndarray) -> float:
-    """Fraction of the frame's edge pixels that are set."""
-    return float(np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]]).mean())
-
-
-def object_mask(image: np.ndarray) -> np.ndarray:
-    """uint8 HxW {0,1} foreground object (Otsu, largest component, filled); the whole frame if none."""
-    grey = _grey(image)
-    h, w = grey.shape
-    whole = np.ones((h, w), np.uint8)
-    small = _shrink(grey)  # an outline needs no fine detail: find it small, where it costs a fraction
-    blurred = cv2.GaussianBlur(small, (0, 0), max(1.0, min(small.shape) / 100))
-    _, bright = cv2.threshold(blurred, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # The object is the Otsu class that touches the frame least: a pill on a tray, a part on a belt.
-    fg = min((bright, 1 - bright), key=_border_share)
-    if _separation(blurred, fg) < MIN_SEPARATION:
-        return whole  # no two-tone split (a texture such as steel, or a flat image): every pixel is object
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    comp = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    filled = cv2.drawContours(np.zeros_like(comp), contours, -1, 1, thickness=cv2.FILLED)
-    if not OBJECT_SHARE[0] <= filled.mean() <= OBJECT_SHARE[1] or _border_share(filled) > MAX_BORDER_SHARE:
-        return whole  # a sliver, or something that fills the frame
-    if filled.shape == (h, w):
-        return filled
-    return (cv2.resize(filled * 255, (w, h), interpolation=cv2.INTER_LINEAR) > 127).astype(np.uint8)
 
 
 def _as_bgr(image: np.ndarray, name: str) -> np.ndarray:
@@ -184,7 +126,7 @@ def _inside(shape: tuple[int, int], inset: float) -> np.ndarray:
 
 def _structure(bgr: np.ndarray) -> np.ndarray:
     """float32 map (≤ WORK_SIDE px) of gradient energy: print, speckles, shading; floored so plain can win."""
-    small = _shrink(_grey(bgr)).astype(np.float32)
+    small = shrink(grey(bgr)).astype(np.float32)
     energy = np.abs(cv2.Sobel(small, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(small, cv2.CV_32F, 0, 1))
     energy = cv2.GaussianBlur(energy, (0, 0), max(1.0, min(small.shape) / 64))
     return energy + 0.1 * float(energy.mean()) + 1e-6
@@ -290,13 +232,13 @@ def _changed(out: np.ndarray, draw: _Draw, tgt: np.ndarray, min_change: float) -
 
 
 def _fallback(
-    rng: np.random.Generator, draw: _Draw, tgt: np.ndarray, cfg: AnomalyConfig, grey: bool
+    rng: np.random.Generator, draw: _Draw, tgt: np.ndarray, cfg: AnomalyConfig, is_grey: bool
 ) -> np.ndarray:
     """A hard paste of the patch's texture in a colour moved away from the target's: a change that shows."""
     under, inside = draw.under(tgt).astype(np.float32), draw.region > 0
     low = 2 * cfg.min_change + 8
     delta = rng.uniform(low, max(low, FALLBACK_SHIFT))
-    tint = np.ones(3) if grey else rng.uniform(0.55, 1.0, 3)  # a stain or discolouration; grey moves evenly
+    tint = np.ones(3) if is_grey else rng.uniform(0.55, 1.0, 3)  # a stain or discolouration; grey moves evenly
     tint /= tint.max()
     sign = -1.0 if under[inside].mean() >= 128 else 1.0  # towards the side with ≥ 128 levels of room
     colour = under[inside].mean(axis=0) + sign * delta * tint
@@ -338,7 +280,7 @@ def synthesize_anomaly(
         if mask is not None and mask.sum() >= max(1.0, MIN_VISIBLE_SHARE * draw.region.sum()):
             break
     else:  # every draw vanished in the blend: the caller still gets a real defect
-        out = _fallback(rng, draw, tgt.bgr, cfg, grey=target.ndim == 2 or target.shape[2] == 1)
+        out = _fallback(rng, draw, tgt.bgr, cfg, is_grey=target.ndim == 2 or target.shape[2] == 1)
         mask = _changed(out, draw, tgt.bgr, cfg.min_change)
     image, full = _compose(tgt.bgr, draw, out, mask)
     return _shaped_like(image, target), full

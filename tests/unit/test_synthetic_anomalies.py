@@ -189,7 +189,6 @@ def test_a_single_ok_image_and_a_source_of_another_size_still_work(pills: list[n
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("probability", 1.5),
         ("min_area", 0.0),
         ("max_area", 0.001),  # below the default min_area
         ("max_aspect", 0.5),
