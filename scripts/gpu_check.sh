@@ -5,7 +5,9 @@
 # BUDGET_S (default 540): the whole script's wall-clock allowance; the last step (a compare) gets what is left.
 # STEPS (default "train tests inspect compare_neu"): which steps; compare_pill runs the pill compare instead;
 # cli times `inspection inspect` itself on the NEU files x10; ort_gpu installs onnxruntime-gpu from parts staged
-# by earlier calls (scripts/stage_ort_gpu.sh) so the inspection benchmark also times ONNX Runtime on the GPU.
+# by earlier calls (scripts/stage_ort_gpu.sh) so the inspection benchmark also times ONNX Runtime on the GPU;
+# pill runs scripts/bench_pill.py (the anchor and both pill presets on the anchor's folds; PILL_FOLDS to cut it
+# down) and neu the NEU accuracy benchmark: STEPS="pill neu" for issue 13.
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -55,6 +57,13 @@ compare() {  # compare() DATA TRIALS: the full preset on the GPU with what is le
   echo "compare rc $?"; grep -E "^\[|wall|Error" "$dir/log.txt" | tail -30
   cp "$WORK"/cmp/compare/$1_full/{report.md,report.json,compare.png,flipped.csv} "$dir/" 2>/dev/null
 }
+step "pill: anchor + pill_resnet18 + pill_segdec on the anchor's folds (issue 13), then NEU 3 seeds"
+if has pill; then
+  timeout $(( BUDGET_S - ($(date +%s) - START) - 20 )) python3 scripts/bench_pill.py --size 256 --epochs 60 \
+    --folds "${PILL_FOLDS:-0,1,2,3,4}" 2>&1 | grep -vE "INFO|warn|Warning"
+  cp benchmarks/results/accuracy_pill_256px_*.json "$OUT/" 2>/dev/null
+fi
+has neu && python3 scripts/bench_accuracy.py neu --out "$OUT" 2>&1 | grep -vE "INFO|warn|Warning" | tail -5
 has compare_neu && compare neu 4
 has compare_pill && compare mvtec_pill "${PILL_TRIALS:-3}"
 step done
