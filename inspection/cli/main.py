@@ -79,6 +79,14 @@ def compare(ctx: typer.Context) -> None:
     print(f"report: {out}/report.md  ·  chart: {out}/compare.png")
 
 
+@app.command(context_settings=_HYDRA)
+def serve(ctx: typer.Context) -> None:
+    """HTTP inspection service (torch-free): `inspection serve model.onnx [--port 8000] [--token-file t]`; --help for all options."""
+    from inspection.edge.serve.cli import main as serve_main
+
+    raise typer.Exit(code=serve_main(list(ctx.args), prog="inspection serve"))
+
+
 def _register_optional() -> None:
     """Sub-apps live in their own modules; each registers its verbs here."""
     from inspection.cli.data_cmds import data_app

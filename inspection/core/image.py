@@ -51,7 +51,7 @@ def _jpeg_is_truncated(data: bytes) -> bool:
     return b"\xff\xd9" not in data[-1024:]
 
 
-def check_encoded(data: bytes, path: str = "<bytes>") -> str:
+def check_encoded(data: bytes, path: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> str:
     """Cheap checks before any decoder sees the bytes (empty, unknown, bomb, truncated); returns the format."""
     if len(data) == 0:
         raise ImageDecodeError(path, "empty file (0 bytes)")
@@ -59,22 +59,26 @@ def check_encoded(data: bytes, path: str = "<bytes>") -> str:
     if fmt is None:
         raise ImageDecodeError(path, "not an image (unknown file signature)")
     size = _header_size(data, fmt)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise ImageDecodeError(path, f"image too large ({size[0]}x{size[1]} pixels > {MAX_PIXELS}); refusing to decode")
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageDecodeError(path, f"image too large ({size[0]}x{size[1]} pixels > {max_pixels}); refusing to decode")
     if fmt == "jpeg" and _jpeg_is_truncated(data):
         raise ImageDecodeError(path, "truncated JPEG (no end-of-image marker)")
     return fmt
 
 
-def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3) -> np.ndarray:
-    """Decode encoded bytes to uint8 HxWxC (RGB for 3 channels, gray for 1). Raises ImageDecodeError."""
-    fmt = check_encoded(data, path)
+def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded bytes to uint8 HxWxC (RGB for 3 channels, gray for 1). Raises ImageDecodeError.
+
+    `max_pixels` is checked on the header before decoding (PNG, JPEG) and on the decoded size (every format)."""
+    fmt = check_encoded(data, path, max_pixels)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageDecodeError(path, f"corrupt or unsupported {fmt} data")
     if img.size == 0:
         raise ImageDecodeError(path, "image has no pixels")
+    if img.shape[0] * img.shape[1] > max_pixels:  # formats whose header is not parsed above (BMP, TIFF, WebP)
+        raise ImageDecodeError(path, f"image too large ({img.shape[1]}x{img.shape[0]} pixels > {max_pixels})")
     img = _to_uint8(img, path)
     img = _to_channels(img, channels, path)
     return img

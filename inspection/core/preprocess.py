@@ -96,11 +96,13 @@ def preprocess(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return normalize(resize_image(img, spec), spec)
 
 
-def decode_model_input(data: bytes, path: str, spec: PreprocessSpec) -> np.ndarray:
-    """Encoded bytes → uint8 pixels at the model's size: the one bytes→pixels step of every reader."""
-    from inspection.core.image import decode_image  # local: image.py is independent of preprocessing
+def decode_model_input(data: bytes, path: str, spec: PreprocessSpec, max_pixels: int | None = None) -> np.ndarray:
+    """Encoded bytes → uint8 pixels at the model's size: the one bytes→pixels step of every reader.
 
-    return resize_image(decode_image(data, path, spec.channels), spec)
+    `max_pixels`: a tighter decompression-bomb limit than core.image.MAX_PIXELS (the HTTP service sets one)."""
+    from inspection.core.image import MAX_PIXELS, decode_image  # local: image.py is independent of preprocessing
+
+    return resize_image(decode_image(data, path, spec.channels, max_pixels or MAX_PIXELS), spec)
 
 
 def load_model_input(path, spec: PreprocessSpec) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The `inspect` command, shared by `inspection inspect` (typer) and `python -m inspection.edge` (argparse)."""
+"""The `inspect` command, shared by `inspection inspect` (typer) and `python -m inspection.edge` (argparse);
+`python -m inspection.edge serve MODEL.onnx` hands over to the HTTP service (edge.serve.cli)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def inspect_command(open_engine: Callable[[], Inspector], sources: Sequence[str]
 def build_parser() -> argparse.ArgumentParser:
     """Same options as `inspection inspect`."""
     p = argparse.ArgumentParser(prog="python -m inspection.edge",
-                                description="Inspect images with an exported model (ONNX Runtime only).")
+                                description="Inspect images with an exported model (ONNX Runtime only). "
+                                            "`python -m inspection.edge serve MODEL.onnx --help`: the HTTP service.")
     p.add_argument("model", help="model.onnx written by `inspection export`")
     p.add_argument("sources", nargs="+", help="image files, folders (recursive), globs, or .txt lists of paths")
     p.add_argument("--out", required=True, help="results.csv or results.jsonl")
@@ -69,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m inspection.edge`."""
+    """Entry point of `python -m inspection.edge`; a first argument `serve` starts the HTTP service instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from inspection.edge.serve.cli import main as serve_main
+
+        return serve_main(argv[1:])
     a = build_parser().parse_args(argv)
     return inspect_command(lambda: OnnxInspector(a.model, device=a.device, require_gpu=a.require_gpu), a.sources,
                            a.out, batch_size=a.batch_size, workers=a.workers, resume=a.resume,

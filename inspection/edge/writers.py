@@ -46,7 +46,8 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def _jsonl_row(row: dict[str, Any]) -> dict[str, Any]:
+def jsonl_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as JSONL and the HTTP service write it: top_k as [{"class", "prob"}]."""
     out = dict(row)
     out["top_k"] = [{"class": c, "prob": p} for c, p in row.get("top_k") or []]
     return out
@@ -136,7 +137,7 @@ class ResultWriter:
         if self.format == "csv":
             text = _csv_text(rows, self.columns)
         else:
-            text = "".join(json.dumps(_jsonl_row(r), ensure_ascii=False) + "\n" for r in rows)
+            text = "".join(json.dumps(jsonl_row(r), ensure_ascii=False) + "\n" for r in rows)
         self._f.write(text)
         self._f.flush()
 
