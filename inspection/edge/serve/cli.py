@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +85,12 @@ def serve(a: argparse.Namespace) -> None:
                             timeout_keep_alive=5, lifespan="on")
     print(f"serving {inspector.describe()} on http://{settings.host}:{settings.port} "
           f"(POST /v1/inspect; auth {'on' if settings.token else 'off'})", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run()  # SIGINT/SIGTERM: stop accepting, finish in-flight requests, then lifespan stop
+    # uvicorn stops on SIGINT/SIGTERM (no new connections, in-flight requests finish, then the lifespan stop drains
+    # the batcher and closes the log), then re-raises the signal with the handler it found: a quiet one here, so
+    # a graceful stop exits 0 (what systemd and `docker stop` expect) instead of dying by the signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.Server(config).run()
     print("serve: stopped", file=sys.stderr, flush=True)
 
 
