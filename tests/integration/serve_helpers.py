@@ -58,13 +58,14 @@ def multipart(files: list[tuple[str, bytes, str]]) -> tuple[bytes, str]:
 class Server:
     """`python -m inspection.edge serve MODEL` on a free loopback port; stop() sends SIGTERM (graceful)."""
 
-    def __init__(self, model: Path, *args: str, ready_timeout: float = 90):
+    def __init__(self, model: Path, *args: str, ready_timeout: float = 90, python: str = sys.executable,
+                 cwd: Path = REPO, env: dict | None = None):
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inspection.edge", "serve", str(model), "--host", HOST, "--port", str(self.port),
+            [python, "-m", "inspection.edge", "serve", str(model), "--host", HOST, "--port", str(self.port),
              "--device", "cpu", "--threads", "1", *args],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env if env is not None else {**os.environ, "PYTHONPATH": str(REPO)})
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,4 +1,5 @@
-"""The edge install on its own: a fresh venv with `inspection[edge]` only (no torch) inspects a folder."""
+"""The edge install on its own: a fresh venv with `inspection[edge,serve]` only (no torch) inspects a folder
+(and, in test_serve.py, serves HTTP)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def _edge_venv() -> Path:
     if not (py.exists() and stamp.exists() and stamp.read_text() == want):
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         # A non-editable install of the package itself: the box gets exactly what the wheel ships.
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{REPO}[edge]"], capture_output=True, text=True)
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{REPO}[edge,serve]"], capture_output=True,
+                           text=True)
         if r.returncode != 0:
-            pytest.fail(f"pip install '.[edge]' failed:\n{r.stderr[-3000:]}")
+            pytest.fail(f"pip install '.[edge,serve]' failed:\n{r.stderr[-3000:]}")
         stamp.write_text(want)
     return py
 

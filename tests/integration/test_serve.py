@@ -3,6 +3,7 @@ while the server stays up, auth, metrics, the JSONL log, micro-batching and a gr
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -216,3 +217,21 @@ def test_bad_setup_exits_2_naming_the_problem(assets: dict, tmp_path: Path) -> N
         proc = subprocess.run([sys.executable, "-m", "inspection.edge", "serve", *args], cwd=REPO,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and words in proc.stderr and proc.stderr.startswith("error: "), proc.stderr
+
+
+@pytest.mark.slow
+def test_the_edge_install_serves_without_torch(assets: dict, tmp_path: Path) -> None:
+    from test_edge_install import _edge_venv
+
+    py = _edge_venv()  # a fresh venv with `pip install '.[edge,serve]'` only
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import importlib.util as u; print([m for m in ('torch', 'typer') if u.find_spec(m)])"
+    assert subprocess.run([str(py), "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "[]"
+    srv = Server(assets["model"], python=str(py), cwd=tmp_path, env=env)
+    try:
+        body = (assets["images"] / "spot.png").read_bytes()
+        r = request(srv.port, "POST", "/v1/inspect?name=spot.png", body, {"Content-Type": "image/png"})
+        assert r.status == 200 and r.json()[0]["verdict"] == "NG", r.body
+    finally:
+        code, err = srv.stop()
+    assert code == 0, err

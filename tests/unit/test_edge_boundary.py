@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "torchvision", "lightning", "pytorch_lightning", "hydra", "omegaconf", "timm", "pandas",
              "tqdm", "typer", "matplotlib", "albumentations", "sklearn", "onnx")
 ALLOWED_THIRD_PARTY = {"numpy", "cv2", "onnxruntime"}
+SERVE_THIRD_PARTY = {"fastapi", "starlette", "uvicorn"}  # the `serve` extra, only under inspection/edge/serve/
 
 
 def test_fresh_interpreter_edge_import_pulls_no_training_stack() -> None:
@@ -24,6 +25,25 @@ def test_fresh_interpreter_edge_import_pulls_no_training_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"inspection.edge imported: {out.stdout.strip()}"
+
+
+def test_fresh_interpreter_serve_import_pulls_no_training_stack() -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    code = (
+        "import sys, inspection.edge.serve.app, inspection.edge.serve.cli, inspection.edge.serve.batcher\n"
+        "import fastapi, uvicorn\n"
+        f"bad = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"inspection.edge.serve imported: {out.stdout.strip()}"
+
+
+def test_serve_help_runs_from_the_edge_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "inspection.edge", "serve", "--help"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "--token-file" in out.stdout and "--max-batch" in out.stdout
 
 
 def test_edge_cli_help_runs_without_typer() -> None:
@@ -53,7 +73,8 @@ def test_ast_scan_core_and_edge_imports(package: str) -> None:
             inside = module.startswith(("inspection.core", "inspection.edge")) if top == "inspection" else None
             if package == "core" and module.startswith("inspection.edge"):
                 inside = False  # core sits below edge
-            ok = inside if inside is not None else (top in stdlib or top in ALLOWED_THIRD_PARTY)
+            allowed = ALLOWED_THIRD_PARTY | (SERVE_THIRD_PARTY if "serve" in py.relative_to(REPO).parts else set())
+            ok = inside if inside is not None else (top in stdlib or top in allowed)
             if not ok:
                 offenders.append(f"{py.relative_to(REPO)}:{line} imports {module}")
     assert not offenders, "\n".join(offenders)
