@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 
 import typer
 
 from inspection.cli.choices import Device, Precision
 from inspection.core.errors import user_errors
+
+
+class TritonKind(str, Enum):
+    gpu = "gpu"
+    cpu = "cpu"
+
 
 EXIT_REJECTED = 1  # the command ran, but a gate rejected the model (export) or the model failed a check (verify)
 
@@ -24,15 +31,26 @@ def export_cmd(
     parity_images: int = typer.Option(256, "--parity-images", help="Validation images for the parity gate."),
     calibration_images: int = typer.Option(128, "--calibration-images", help="Train images for int8 calibration."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where the fp16/int8 gate runs."),
+    triton: Path | None = typer.Option(None, "--triton", help="Also write a Triton model repository here: "
+                                       "<repo>/<name>/config.pbtxt + 1/model.onnx (only for an accepted export)."),
+    triton_name: str | None = typer.Option(None, "--triton-name", help="Model name in the repository "
+                                           "(default: the --out folder's name)."),
+    triton_max_batch: int = typer.Option(32, "--triton-max-batch", min=1, help="Triton max_batch_size."),
+    triton_kind: TritonKind = typer.Option(TritonKind.gpu, "--triton-kind", help="Triton instance group kind."),
 ) -> None:
     """Export to ONNX (uint8 pixels in, probabilities out) and gate it: parity for fp32, accuracy for fp16/int8."""
     from inspection.export.gated_export import export_model
+    from inspection.export.triton import check_name, write_triton_repo
 
+    name = check_name(triton_name or out.resolve().name) if triton else None  # a bad name fails before exporting
     report = export_model(checkpoint, out, precision.value, data, parity_limit=parity_images,
                           calibration_limit=calibration_images, device=device.value)
     typer.echo(report.to_text())
     if not report.accepted:
         raise typer.Exit(code=EXIT_REJECTED)
+    if triton and name and report.exported:
+        folder = write_triton_repo(report.exported.onnx_path, triton, name, triton_max_batch, kind=triton_kind.value)
+        typer.echo(f"triton: {folder}/config.pbtxt + 1/model.onnx (tritonserver --model-repository {triton})")
 
 
 @user_errors

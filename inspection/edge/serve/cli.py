@@ -13,7 +13,7 @@ from pathlib import Path
 from inspection.core.errors import InspectionError, user_errors
 from inspection.edge.logs import configure_logging
 from inspection.edge.providers import DEVICES
-from inspection.edge.serve.settings import LOOPBACK, ServeSettings, read_token
+from inspection.edge.serve.settings import ServeSettings, read_token
 
 log = logging.getLogger("inspection.edge")
 D = ServeSettings()  # the defaults, shown in --help
