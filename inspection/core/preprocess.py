@@ -100,10 +100,8 @@ def decode_model_input(data: bytes, path: str, spec: PreprocessSpec, max_pixels:
     """Encoded bytes → uint8 pixels at the model's size: the one bytes→pixels step of every reader.
 
     `max_pixels`: a tighter decompression-bomb limit than core.image.MAX_PIXELS (the HTTP service sets one)."""
-    from inspection.core.image import (  # local: image.py is independent of preprocessing
-        MAX_PIXELS,
-        decode_image,
-    )
+    # local: image.py is independent of preprocessing
+    from inspection.core.image import MAX_PIXELS, decode_image
 
     return resize_image(decode_image(data, path, spec.channels, max_pixels or MAX_PIXELS), spec)
 
