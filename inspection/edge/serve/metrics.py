@@ -72,7 +72,7 @@ class ServeMetrics:
                  "# TYPE inspection_requests_total counter"]
         lines += [f"inspection_requests_total{_labels(route=r, code=str(c))} {n}"
                   for (r, c), n in sorted(self.requests.items())]
-        lines += ["# HELP inspection_request_duration_seconds POST /v1/inspect latency, body upload included.",
+        lines += ["# HELP inspection_request_duration_seconds Answered POST /v1/inspect latency, upload included.",
                   "# TYPE inspection_request_duration_seconds histogram",
                   *self.latency.lines("inspection_request_duration_seconds"),
                   "# HELP inspection_images_total Inspected images by verdict.",
