@@ -235,3 +235,9 @@ def test_the_edge_install_serves_without_torch(assets: dict, tmp_path: Path) -> 
     finally:
         code, err = srv.stop()
     assert code == 0, err
+
+
+def test_main_cli_serve_is_the_same_command() -> None:
+    proc = subprocess.run([sys.executable, "-m", "inspection.cli.main", "serve", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: inspection serve") and "--log-jsonl" in proc.stdout

@@ -77,7 +77,7 @@ class MicroBatcher:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), left)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 break
         jobs, n = [], 0
         while self._jobs and (not jobs or n + len(self._jobs[0].pixels) <= self.max_batch):
