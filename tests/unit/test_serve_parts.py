@@ -111,3 +111,41 @@ def test_settings_and_token_file(tmp_path) -> None:
         read_token(tmp_path / "empty")
     with pytest.raises(InspectionError, match="missing: cannot read the token file"):
         read_token(tmp_path / "missing")
+
+
+def test_a_request_that_timed_out_in_the_queue_is_never_run() -> None:
+    seen: list[int] = []
+    gate = threading.Event()
+
+    def run(x: np.ndarray):
+        gate.wait(5)
+        seen.extend(int(v) for v in x[:, 0, 0, 0])
+        return np.zeros((len(x), 2), np.float32), None
+
+    async def main():
+        b = MicroBatcher(run, max_batch=1, max_wait_s=0.0, max_queue=8)
+        b.start()
+        first = asyncio.ensure_future(b.submit([_img(1)]))
+        await asyncio.sleep(0.05)  # image 1 holds the session
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(b.submit([_img(2)]), 0.05)  # the client gave up while queued
+        third = asyncio.ensure_future(b.submit([_img(3)]))
+        gate.set()
+        await asyncio.gather(first, third)
+        await b.close()
+
+    asyncio.run(main())
+    assert seen == [1, 3]
+
+
+def test_decoded_pixel_limit_covers_formats_without_a_parsed_header() -> None:
+    import cv2
+
+    from inspection.core.errors import ImageDecodeError
+    from inspection.core.preprocess import PreprocessSpec, decode_model_input
+
+    bmp = cv2.imencode(".bmp", np.zeros((300, 400, 3), np.uint8))[1].tobytes()
+    spec = PreprocessSpec(8, 8, 3)
+    assert decode_model_input(bmp, "ok.bmp", spec, max_pixels=120_000).shape == (8, 8, 3)
+    with pytest.raises(ImageDecodeError, match=r"big.bmp: image too large \(400x300 pixels > 100000\)"):
+        decode_model_input(bmp, "big.bmp", spec, max_pixels=100_000)
