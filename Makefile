@@ -13,10 +13,10 @@ help:  ## list targets
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[train,dev,cluster]'
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install inspection[train,dev]
+install: $(VENV)/.installed  ## create .venv and install inspection[train,dev,cluster]
 
 browser:  ## install Debian chromium for the HTML-report browser test (needs root; skipped otherwise)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }

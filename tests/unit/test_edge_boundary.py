@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "torchvision", "lightning", "pytorch_lightning", "hydra", "omegaconf", "timm", "pandas",
-             "tqdm", "typer", "matplotlib", "albumentations", "sklearn", "onnx")
+             "tqdm", "typer", "matplotlib", "albumentations", "sklearn", "onnx", "ray", "pyarrow")
 ALLOWED_THIRD_PARTY = {"numpy", "cv2", "onnxruntime"}
 
 
@@ -24,6 +24,15 @@ def test_fresh_interpreter_edge_import_pulls_no_training_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"inspection.edge imported: {out.stdout.strip()}"
+
+
+def test_ray_loads_only_for_the_ray_engine() -> None:
+    """The `inspect` verb and its engine table import Ray only when --engine ray opens a model."""
+    code = ("import sys, inspection.cli.inspect_cmd, inspection.engines\n"
+            "print(','.join(m for m in ('ray', 'pyarrow') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"importing the inspect verb imported {out.stdout.strip()}"
 
 
 def test_edge_cli_help_runs_without_typer() -> None:
