@@ -31,6 +31,7 @@ from inspection.edge.providers import available_cpus
 DEFAULT_BATCH_SIZE = 64  # paths per actor call: large enough to amortise Ray's per-batch overhead
 WINDOW = 100_000  # paths per Ray Data run: the driver holds at most this many paths, each run restarts the pool
 TORCH_SUFFIXES = (".pt", ".ckpt")
+MAX_REMOTE_BYTES = 256 << 20  # an object-store image larger than this is an error row, not a download
 
 
 def import_ray():
@@ -60,7 +61,7 @@ class BatchWorker:
         folder = Path(tempfile.mkdtemp(prefix="inspection-ray-"))
         path = folder / model_name
         path.write_bytes(model_bytes)
-        self.workers = workers
+        self.workers, self.scratch, self._filesystems = workers, folder, {}
         self.engine = open_local(path, device, threads=workers)
         self.n_classes = len(self.engine.card.class_names)
         self.map_shape: tuple[int, ...] | None = None
@@ -75,7 +76,17 @@ class BatchWorker:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(p) for p in batch["path"]]
-        results = [r for part in self.engine.iter_results(paths, len(paths), self.workers) for r in part]
+        local, failed = self._localise(paths)
+        todo = [i for i in range(len(paths)) if i not in failed]
+        done = [r for part in self.engine.iter_results([local[i] for i in todo], len(paths), self.workers)
+                for r in part] if todo else []
+        results = [ImageResult(p, error=failed.get(i)) for i, p in enumerate(paths)]
+        for i, r in zip(todo, done, strict=True):
+            r.path = paths[i]
+            results[i] = r
+        for i in todo:
+            if local[i] != paths[i]:
+                os.unlink(local[i])
         probs = np.full((len(paths), self.n_classes), np.nan, np.float32)
         out = {"path": np.array(paths, dtype=object),
                "error": np.array([r.error or "" for r in results], dtype=object)}
@@ -89,6 +100,47 @@ class BatchWorker:
         if maps is not None:
             out["defect_map"] = maps
         return out
+
+    def _localise(self, paths: list[str]) -> tuple[list[str], dict[int, str]]:
+        """Object-store URIs (s3://, gs://, hdfs://, file://) → files in this actor's scratch folder, fetched with
+        pyarrow.fs (credentials from the node's environment); plain paths pass through. Returns (paths to read,
+        {index: error} for URIs that cannot be fetched): like unreadable files, they become ERROR rows."""
+        local, failed = list(paths), {}
+        if not any("://" in p for p in paths):
+            return local, failed
+        from pyarrow.fs import FileType
+
+        for i, p in enumerate(paths):
+            if "://" not in p:
+                continue
+            try:
+                fs, key = self._filesystem(p)
+                info = fs.get_file_info(key)
+                if info.type == FileType.NotFound:
+                    failed[i] = "file not found"
+                elif info.type != FileType.File:
+                    failed[i] = "not a file"
+                elif info.size > MAX_REMOTE_BYTES:
+                    failed[i] = f"too large to fetch ({info.size} bytes > {MAX_REMOTE_BYTES})"
+                else:
+                    with fs.open_input_stream(key) as f:
+                        local[i] = str(self.scratch / f"{i}{Path(key).suffix}")
+                        Path(local[i]).write_bytes(f.read())
+            except Exception as e:  # pyarrow raises OSError/ArrowInvalid/…: an error row, never a dead actor
+                failed[i] = f"cannot fetch: {type(e).__name__}: {e}"
+        return local, failed
+
+    def _filesystem(self, uri: str):
+        """(pyarrow filesystem, path inside it); one client per s3/gs bucket (creating one may cost a round trip)."""
+        import pyarrow.fs as pafs
+
+        scheme, rest = uri.split("://", 1)
+        if scheme not in ("s3", "gs", "gcs"):
+            return pafs.FileSystem.from_uri(uri)
+        root = f"{scheme}://{rest.split('/', 1)[0]}"
+        if root not in self._filesystems:
+            self._filesystems[root] = pafs.FileSystem.from_uri(uri)[0]
+        return self._filesystems[root], rest.split("?", 1)[0]
 
 
 class RayInspector(CardBacked):
@@ -114,10 +166,11 @@ class RayInspector(CardBacked):
         local.close()
         self.ray = import_ray()
         self._owns_ray = False
+        if concurrency is not None and concurrency < 1:
+            raise InspectionError(f"--concurrency must be >= 1, got {concurrency}")
         self._start(address, concurrency)
-        self.concurrency = concurrency or self._default_concurrency()
-        if self.concurrency < 1:
-            raise InspectionError(f"--concurrency must be >= 1, got {self.concurrency}")
+        self._requested = concurrency
+        self.concurrency = concurrency or self._default_concurrency(1)
         self._model_bytes = p.read_bytes()
 
     def _start(self, address: str | None, concurrency: int | None) -> None:
@@ -128,7 +181,7 @@ class RayInspector(CardBacked):
         # Quiet by default: Ray's and Ray Data's own INFO lines and the workers' output stay in /tmp/ray logs.
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        local = {"num_cpus": concurrency or available_cpus()} if address is None else {}
+        local = {"num_cpus": max(available_cpus(), concurrency or 0)} if address is None else {}
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=True,
                      logging_level=logging.ERROR, **local)
@@ -138,11 +191,25 @@ class RayInspector(CardBacked):
         ctx = self.ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the runner draws its own progress line
 
-    def _default_concurrency(self) -> int:
+    def _default_concurrency(self, workers: int) -> int:
+        """One actor per `workers` CPUs, or per GPU share, of what the cluster has now."""
         res = self.ray.cluster_resources()
         if self.gpus:
             return max(1, int(res.get("GPU", 0) // self.gpus))
-        return max(1, int(res.get("CPU", 1)))
+        return max(1, int(res.get("CPU", 1) // workers))
+
+    def _check_fits(self, workers: int) -> None:
+        """A pool the private local cluster cannot hold would wait forever: refuse it (a joined cluster may
+        autoscale, so it is not checked)."""
+        if not self._owns_ray or self.address != "local":
+            return
+        res = self.ray.cluster_resources()
+        for what, need, have in (("CPUs", self.concurrency * workers, res.get("CPU", 0)),
+                                 ("GPUs", self.concurrency * self.gpus, res.get("GPU", 0))):
+            if need > have:
+                raise InspectionError(f"--engine ray: {self.concurrency} actors need {need:g} {what} (--workers "
+                                      f"{workers} each{f', --gpus-per-worker {self.gpus:g}' if self.gpus else ''})"
+                                      f"; this machine's local cluster has {have:g}")
 
     def describe(self) -> str:
         c = self.card
@@ -161,9 +228,12 @@ class RayInspector(CardBacked):
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
             raise InspectionError(f"batch size must be >= 1, got {batch_size}")
+        workers = max(1, workers or 1)
+        self.concurrency = self._requested or self._default_concurrency(workers)
+        self._check_fits(workers)
         it = iter(paths)
         while window := list(islice(it, self.window)):
-            yield from self._run_window(window, batch_size, max(1, workers or 1))
+            yield from self._run_window(window, batch_size, workers)
 
     def _run_window(self, window: list[str], batch_size: int, workers: int) -> Iterator[list[ImageResult]]:
         ray = self.ray

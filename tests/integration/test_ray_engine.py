@@ -98,6 +98,22 @@ def test_resume_after_an_interrupted_run_gives_one_row_per_file(engine: RayInspe
     assert rows == local_rows  # the cut row dropped, every file exactly once, in listing order
 
 
+def test_object_store_uris_in_a_list_are_fetched_by_the_actors(engine: RayInspector, local_rows: list[dict],
+                                                               tmp_path: Path) -> None:
+    """URIs go through pyarrow.fs in the actors (file:// here; s3:// and gs:// take the same path)."""
+    chosen = local_rows[:40]  # the bad files list first: their errors must survive the fetch too
+    uris = [Path(r["path"]).as_uri() for r in chosen] + ["file:///no/such/dir/gone.png"]
+    (tmp_path / "uris.txt").write_text("\n".join(uris) + "\n")
+    run_inspection(engine, [str(tmp_path / "uris.txt")], tmp_path / "r.csv", batch_size=int(BATCH),
+                   progress=Progress(enabled=False))
+    rows = list(read_rows(tmp_path / "r.csv"))
+    assert [r["path"] for r in rows] == uris
+    strip = lambda row: {k: v for k, v in row.items() if k != "path"}  # noqa: E731
+    assert [strip(r) for r in rows[:-1]] == [strip(r) for r in chosen]
+    assert rows[-1]["verdict"] == "ERROR" and rows[-1]["error"] == "file not found"
+    assert any(r["verdict"] == "ERROR" for r in chosen) and any(r["verdict"] != "ERROR" for r in chosen)
+
+
 def test_defect_maps_travel_back_with_their_rows(engine: RayInspector, tmp_path: Path) -> None:
     model = build_model(tmp_path / "map.onnx", _card(MAP))
     src = tmp_path / "img"
@@ -124,6 +140,13 @@ def test_wrong_options_fail_before_ray_starts(data: dict, tmp_path: Path) -> Non
     r = _cli(data["model"], data["src"], "--out", out, "--engine", "ray", "--device", "cuda")
     assert r.exit_code == 2 and "--gpus-per-worker" in r.output, r.output
     assert not out.exists()
+
+
+def test_a_pool_the_local_cluster_cannot_hold_is_refused(engine: RayInspector, data: dict) -> None:
+    from inspection.core.errors import InspectionError
+
+    with pytest.raises(InspectionError, match=r"2 actors need 6 CPUs \(--workers 3 each\).*has 2"):
+        next(engine.iter_results([str(data["model"])], workers=3))  # would otherwise wait forever
 
 
 def _processes_of(session_dir: str) -> list[str]:
