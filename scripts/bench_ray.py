@@ -139,6 +139,7 @@ def main() -> None:
             result = side_by_side(model, tmp / "images", tmp, a.gpus_per_worker)
     result = {"what": "files → CSV rows through the edge runner: local ONNX Runtime vs --engine ray (local cluster)",
               "images": a.images, "size": a.size, "backbone": a.backbone, **result, "machine": info,
+              "ray": __import__("ray").__version__,
               "loadavg_end": os.getloadavg()}
     suffix = "_curve" if a.workers else ""
     out = a.out or REPO / "benchmarks" / "results" / f"ray_{device_tag(info)}{suffix}.json"
