@@ -129,10 +129,11 @@ def inspect_cmd(
                                        "ray://head:10001 connects through Ray Client (default: a private local "
                                        "cluster on this machine's CPUs)."),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="ray engine: actors in the pool "
-                                           "(default: one per cluster CPU, or per GPU with --gpus-per-worker)."),
+                                           "(default: one per --workers CPUs of the cluster, or per GPU share "
+                                           "with --gpus-per-worker)."),
     gpus_per_worker: float | None = typer.Option(None, "--gpus-per-worker", min=0.0, help="ray engine: GPUs "
-                                                 "each actor reserves (default 0: CPU actors; >0 runs ONNX "
-                                                 "Runtime CUDA, or torch for a .pt checkpoint)."),
+                                                 "each actor reserves (default 0: CPU actors; > 0: ONNX Runtime, "
+                                                 "or the torch engine for a .pt checkpoint, on CUDA)."),
 ) -> None:
     """Inspect images with an exported model: OK / NG / REVIEW per image, streamed to CSV/JSONL."""
     from inspection.edge.cli import inspect_command
