@@ -158,6 +158,8 @@ class RayInspector(CardBacked):
         if gpus_per_worker == 0 and device in ("cuda", "tensorrt"):
             raise InspectionError(f"--device {device} with --engine ray needs --gpus-per-worker > 0 (Ray hides "
                                   "the GPUs from actors that reserve none)")
+        if p.suffix in TORCH_SUFFIXES and device == "tensorrt":
+            raise InspectionError(f"{p}: --device tensorrt runs an ONNX model; a checkpoint runs on cuda or cpu")
         self.path, self.window, self.gpus = p, max(1, window), gpus_per_worker
         self.device = device if device != "auto" else ("cuda" if gpus_per_worker else "cpu")
         # The card and hash come from the file itself, opened here on the CPU: bad models fail before Ray starts.
