@@ -13,11 +13,11 @@ help:  ## list targets
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[train,dev,serve]'
+	$(PY) -m pip install -q -e '.[train,dev,serve,cluster]'
 	$(PY) -m pip install -q --no-deps 'tritonclient>=2.40'  # the [triton] extra, without its clashing pins
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install inspection[train,dev,serve] (+ tritonclient)
+install: $(VENV)/.installed  ## create .venv and install inspection[train,dev,serve,cluster] (+ tritonclient)
 
 browser:  ## install Debian chromium for the HTML-report browser test (needs root; skipped otherwise)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }

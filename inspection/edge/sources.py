@@ -56,7 +56,7 @@ def read_path_list(list_file: str | os.PathLike) -> Iterator[str]:
             s = line.strip()
             if not s or s.startswith("#"):
                 continue
-            yield s if os.path.isabs(s) else str(base / s)
+            yield s if os.path.isabs(s) or "://" in s else str(base / s)  # URIs: for engines that fetch them
 
 
 def iter_sources(sources: Sequence[str | os.PathLike]) -> Iterator[str]:

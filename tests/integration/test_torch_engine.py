@@ -296,6 +296,6 @@ def test_inspect_cli_leaves_the_batch_size_to_the_engine_and_checks_engine_optio
         assert r.exit_code == 2 and "need --engine torch" in r.output, (extra, r.output)
     r = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "e.csv"), "--device", "tensorrt"])
     assert r.exit_code == 2 and "needs --engine onnx" in r.output
-    assert set(inspect_cmd.ENGINES) == {"onnx", "torch"}
+    assert set(inspect_cmd.ENGINES) == {"onnx", "torch", "ray"}
     assert not (tmp_path / "c.csv").exists() and not (tmp_path / "d.csv").exists()
 

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "torchvision", "lightning", "pytorch_lightning", "hydra", "omegaconf", "timm", "pandas",
-             "tqdm", "typer", "matplotlib", "albumentations", "sklearn", "onnx")
+             "tqdm", "typer", "matplotlib", "albumentations", "sklearn", "onnx", "ray", "pyarrow")
 ALLOWED_THIRD_PARTY = {"numpy", "cv2", "onnxruntime"}
 SERVE_THIRD_PARTY = {"fastapi", "starlette", "uvicorn"}  # the `serve` extra, only under inspection/edge/serve/
 
@@ -44,6 +44,13 @@ def test_serve_help_runs_from_the_edge_cli() -> None:
     out = subprocess.run([sys.executable, "-m", "inspection.edge", "serve", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "--token-file" in out.stdout and "--max-batch" in out.stdout
+def test_ray_loads_only_for_the_ray_engine() -> None:
+    """The `inspect` verb and its engine table import Ray only when --engine ray opens a model."""
+    code = ("import sys, inspection.cli.inspect_cmd, inspection.engines\n"
+            "print(','.join(m for m in ('ray', 'pyarrow') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"importing the inspect verb imported {out.stdout.strip()}"
 
 
 def test_edge_cli_help_runs_without_typer() -> None:
