@@ -92,6 +92,9 @@ def _register_optional() -> None:
     from inspection.cli import dvc_stages
 
     dvc_stages.register(app)
+    from inspection.cli import slices_cmd
+
+    slices_cmd.register(app)
 
 
 def main() -> None:
