@@ -1,6 +1,7 @@
 """run_audit: agreement + label issues + image quality + review queue + defect book for one manifest.
 
 Writes files a person can open (audit.md, review_queue.csv/.png, defect_book.md, label_issues.csv, quality.csv,
+label_studio_tasks.json + label_studio_config.xml for a Label Studio review,
 agreement.json) and audit.json for programs. When the manifest comes from a simulated campaign (it carries
 `meta_gold`), the audit is also scored: precision and recall of what it flagged against what is truly wrong.
 Gold columns are read only by `score_audit`, after everything else is decided.
@@ -19,6 +20,7 @@ from inspection.core.files import atomic_write_text
 from inspection.curation.agreement import AgreementReport, agreement_report
 from inspection.curation.defect_book import write_defect_book
 from inspection.curation.label_issues import Recipe, find_label_issues, out_of_fold_predictions, trainval_rows
+from inspection.curation.label_studio import write_label_studio
 from inspection.curation.quality import DUPLICATE_FLAGS, QUALITY_FLAGS, QualityConfig, quality_flags
 from inspection.curation.review_queue import QueueConfig, budget_count, build_review_queue, write_review_queue
 from inspection.data.manifest import Manifest, load_manifest, manifest_hash
@@ -108,6 +110,7 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
     quality.to_csv(out / "quality.csv", index=False)
     write_review_queue(queue, m, out, cfg.queue.sheet_max, map_of)
     write_defect_book(m, issues, probs, out, quality, cfg.n_examples, cfg.n_pairs, map_of)
+    write_label_studio(queue, m, out, dict(zip(tv["path"], probs, strict=True)), out / "defect_book.md")
     if agreement is not None:
         atomic_write_text(out / "agreement.json", json.dumps(agreement.to_dict(), indent=2) + "\n")
     score = score_audit(m, issues, quality, queue)
@@ -122,7 +125,8 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
         "agreement": agreement.to_dict() if agreement else None, "score": score,
         "config": asdict(cfg),
         "files": ["audit.md", "review_queue.csv", "review_queue.png", "defect_book.md", "label_issues.csv",
-                  "quality.csv", "oof_probs.npy"] + (["agreement.json"] if agreement else []),
+                  "quality.csv", "oof_probs.npy", "label_studio_tasks.json", "label_studio_config.xml"]
+        + (["agreement.json"] if agreement else []),
     }
     atomic_write_text(out / "audit.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     atomic_write_text(out / "audit.md", _markdown(summary, agreement))
