@@ -2,7 +2,8 @@
 
 Each chunk of the current run (in time order, `chunk` rows each, or the whole run) is compared with the reference:
 the predicted-class mix and the verdict mix (chi-square / PSI), confidence and p_ng (KS / Wasserstein), image
-statistics when present (KS / Wasserstein). The tests of one chunk share its alpha (Bonferroni), so an unchanged
+statistics when present (KS / Wasserstein), `emb_*` embedding columns when both runs have them (MMD with a
+permutation test). The tests of one chunk share its alpha (Bonferroni), so an unchanged
 line raises a false alarm in at most `alpha` of its chunks.
 
 The accuracy estimate is confidence-based performance estimation (CBPE, as NannyML does it): with a calibrated
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from inspection.evaluation.drift_inputs import IMAGE_STATS
-from inspection.evaluation.drift_stats import categorical_test, drifted, numeric_test
+from inspection.evaluation.drift_stats import categorical_test, drifted, mmd_test, numeric_test
 
 
 @dataclass
@@ -75,6 +76,9 @@ def compare_chunk(ref: pd.DataFrame, cur: pd.DataFrame, calib: Calibrator, cfg: 
     for col in ("confidence", "p_ng", *IMAGE_STATS):
         if col in ref and col in cur and ref[col].notna().any() and cur[col].notna().any():
             tests[col] = numeric_test(ref[col].to_numpy(float), cur[col].to_numpy(float))
+    emb = [c for c in ref.columns if c.startswith("emb_") and c in cur.columns]
+    if emb:  # an embedding summary per row (e.g. pooled features projected to a few dimensions)
+        tests["embedding"] = mmd_test(ref[emb].to_numpy(float), cur[emb].to_numpy(float))
     a = cfg.alpha / len(tests)
     for t in tests.values():
         t["drift"] = drifted(t, len(cur), a)

@@ -58,7 +58,8 @@ def _figure(report: dict, ref: pd.DataFrame, cur: pd.DataFrame) -> str:
 
 
 def _cell(t: dict) -> str:
-    value = f"PSI {t['psi']:.3f}" if "psi" in t else f"W {t['wasserstein_std']:.3f}σ"
+    value = f"PSI {t['psi']:.3f}" if "psi" in t else (f"W {t['wasserstein_std']:.3f}σ" if "wasserstein_std" in t
+                                                       else f"MMD {t['statistic']:.4f}")
     text = f"p={t['p_value']:.2g} · {value}"
     return f"<td class='{'bad' if t['drift'] else 'ok'}'>{html.escape(text)}</td>"
 

@@ -70,6 +70,16 @@ def test_chunks_in_order_find_where_the_change_starts():
     assert chunks(pd.DataFrame(index=range(1100)), 500) == [(0, 500), (500, 1100)]
 
 
+def test_embedding_summaries_are_compared_by_mmd():
+    ref, cur = simulate(300, 0), simulate(300, 1)
+    rng = np.random.default_rng(0)
+    for df, shift in ((ref, 0.0), (cur, 0.7)):
+        for k in range(4):
+            df[f"emb_{k}"] = rng.normal(shift, 1, len(df))
+    rep = run_drift(ref, cur)
+    assert rep["chunks"][0]["tests"]["embedding"]["drift"] and rep["chunks"][0]["reasons"] == ["embedding"]
+
+
 def test_statistics():
     assert psi(np.array([50, 50]), np.array([50, 50])) == pytest.approx(0)
     assert psi(np.array([50, 50]), np.array([80, 20])) == pytest.approx(0.3 * np.log(1.6) - 0.3 * np.log(0.4))
