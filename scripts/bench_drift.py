@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # a shared 2-core box: OpenMP spin-waits make tiny models far slower under load
     t0 = time.time()
     files = sorted(NEU.glob("*.jpg"))
     if not files:
@@ -112,6 +112,7 @@ def main() -> None:
     x_tr = np.stack([resize_image(grays[i][:, :, None], spec) for i in tr])
     y_tr = np.array([classes.index(lab[i]) for i in tr])
     net = train(x_tr, y_tr, len(classes), spec, args.steps, args.seed)
+    print(f"trained in {time.time() - t0:.0f} s", flush=True)
     ref = rows(net, [grays[i] for i in ref_i], lab[ref_i].tolist(), classes, spec)
     out = {"machine": machine_info(), "config": vars(args), "n_train": len(tr), "n_reference": len(ref),
            "n_pool": len(pool_i), "reference_accuracy": float((ref["label"] == ref["predicted"]).mean()),

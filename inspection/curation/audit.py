@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inspection.core.errors import ManifestError
 from inspection.core.files import atomic_write_text
 from inspection.curation.agreement import AgreementReport, agreement_report
 from inspection.curation.defect_book import write_defect_book
@@ -24,6 +25,7 @@ from inspection.curation.label_studio import write_label_studio
 from inspection.curation.quality import DUPLICATE_FLAGS, QUALITY_FLAGS, QualityConfig, quality_flags
 from inspection.curation.review_queue import QueueConfig, budget_count, build_review_queue, write_review_queue
 from inspection.data.manifest import Manifest, load_manifest, manifest_hash
+from inspection.evaluation.slices import rows_in_slice
 
 
 @dataclass
@@ -85,12 +87,14 @@ def score_audit(manifest: Manifest, issues: pd.DataFrame, quality: pd.DataFrame,
 
 
 def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig | None = None,
-              probs: np.ndarray | None = None, progress: bool = True) -> AuditResult:
-    """Audit a manifest's train/val labels; `probs` (aligned with trainval_rows) skips the k-fold training."""
+              probs: np.ndarray | None = None, progress: bool = True, focus: str | None = None) -> AuditResult:
+    """Audit a manifest's train/val labels; `probs` (aligned with trainval_rows) skips the k-fold training;
+    `focus` (a slice such as `meta_camera=cam2`, see `inspection slices`) spends the review budget there only."""
     cfg = cfg or AuditConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = load_manifest(manifest_path)
+    qm = focus_rows(m, focus) if focus else m  # checked before any training
     cols = m.labeler_columns()
     tv = trainval_rows(m)
     agreement = agreement_report(tv[cols].rename(columns=lambda c: c.removeprefix("labeler_")), m.classes) \
@@ -105,7 +109,7 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
         map_of = dict(zip(tv["path"], maps, strict=True))
     issues = find_label_issues(m, probs)
     quality = quality_flags(m, cfg.quality)
-    queue = build_review_queue(m, issues, quality, cfg.queue)
+    queue = build_review_queue(qm, issues, quality, cfg.queue)
     issues.to_csv(out / "label_issues.csv", index=False)
     quality.to_csv(out / "quality.csv", index=False)
     write_review_queue(queue, m, out, cfg.queue.sheet_max, map_of)
@@ -121,7 +125,8 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
         "manifest": str(manifest_path), "manifest_hash": manifest_hash(m), "name": m.name,
         "train_val_images": len(tv), "label_issues": int(issues["is_issue"].sum()),
         "quality_flags": qcount, "queued": len(queue),
-        "budget": budget_count(cfg.queue.budget, len(tv)),
+        "budget": budget_count(cfg.queue.budget, len(trainval_rows(qm))),
+        "focus": focus,
         "agreement": agreement.to_dict() if agreement else None, "score": score,
         "config": asdict(cfg),
         "files": ["audit.md", "review_queue.csv", "review_queue.png", "defect_book.md", "label_issues.csv",
@@ -133,6 +138,18 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
     if progress:
         print(f"audit: {summary['label_issues']} label issues, {len(queue)} images queued → {out}", flush=True)
     return AuditResult(out, m, probs, issues, quality, queue, agreement, score, summary)
+
+
+def focus_rows(m: Manifest, focus: str) -> Manifest:
+    """The manifest cut to the train/val rows of a slice (test rows kept: leak checks still see them)."""
+    try:
+        inside = rows_in_slice(m.rows, focus)
+    except ValueError as e:
+        raise ManifestError(f"audit --slice: {e}") from None
+    keep = inside | (m.rows["split"] == "test").to_numpy()
+    if not (inside & (m.rows["split"] != "test").to_numpy()).any():
+        raise ManifestError(f"audit --slice {focus!r}: no train/val image of {m.name} is in this slice")
+    return m.with_rows(m.rows[keep])
 
 
 def _json_default(o):

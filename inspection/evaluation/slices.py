@@ -133,13 +133,21 @@ def _okng_rate(rows: pd.DataFrame, mask: np.ndarray, what: str, n_boot: int, see
     return {what: k / s if s else float("nan"), f"{what}_lo": lo, f"{what}_hi": hi}
 
 
-def slice_mask(table: SliceTable, name: str) -> np.ndarray:
-    """The rows of a slice given by its name (`col=value` or `a=x & b=y`)."""
-    mask = np.ones(len(table.rows), bool)
-    for part in name.split(" & "):
-        col, value = part.split("=", 1)
-        mask &= (table.rows[col].astype(str) == value).to_numpy()
+def rows_in_slice(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """Boolean mask of the rows in a slice given by its name (`col=value` or `a=x & b=y`); `class` = label."""
+    mask = np.ones(len(rows), bool)
+    for part in name.split("&"):
+        col, sep, value = part.strip().partition("=")
+        col = "label" if col == "class" and "class" not in rows else col
+        if not sep or col not in rows:
+            raise ValueError(f"slice {name!r}: {part.strip()!r} is not column=value over columns {list(rows.columns)}")
+        mask &= (rows[col].astype(str) == value).to_numpy()
     return mask
+
+
+def slice_mask(table: SliceTable, name: str) -> np.ndarray:
+    """The rows of a SliceTable in the slice `name`."""
+    return rows_in_slice(table.rows, name)
 
 
 def overall(table: SliceTable) -> dict:

@@ -105,3 +105,28 @@ def test_config_escapes_rules_and_class_names(tmp_path):
     root = ET.fromstring(label_config(["a<b", "good"], rules))
     assert [c.get("value") for c in root.iter("Choice")] == ["a<b", "good", "reject"]
     assert 'crack: rule: longer than 2 mm & not a "scratch"' in [h.get("value") for h in root.iter("Header")]
+
+
+def test_audit_spends_its_budget_on_a_chosen_slice(tmp_path, monkeypatch):
+    import pytest
+
+    from inspection.core.errors import ManifestError
+
+    m = _dataset(tmp_path)
+    tv = trainval_rows(m)
+    probs = np.full((len(tv), 3), 1 / 3)
+    cfg = AuditConfig(queue=QueueConfig(budget=0.5, fill_budget=True))
+    a = run_audit(tmp_path / "ds" / "manifest.csv", tmp_path / "audit", cfg, probs=probs, progress=False,
+                  focus="class=crack")
+    n_crack = int((tv["label"] == "crack").sum())
+    assert set(a.queue["given"]) == {"crack"} and len(a.queue) == round(0.5 * n_crack)
+    assert a.summary["focus"] == "class=crack" and a.summary["budget"] == round(0.5 * n_crack)
+    tasks = json.loads((tmp_path / "audit" / "label_studio_tasks.json").read_text())
+    assert {t["data"]["given"] for t in tasks} == {"crack"}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a bad slice must be refused before any training")
+
+    monkeypatch.setattr("inspection.curation.audit.out_of_fold_predictions", no_training)
+    with pytest.raises(ManifestError, match="meta_camera"):
+        run_audit(tmp_path / "ds" / "manifest.csv", tmp_path / "a2", cfg, progress=False, focus="meta_camera=c2")
