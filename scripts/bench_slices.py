@@ -1,6 +1,6 @@
 """Slice analysis on real NEU images with planted slices: is the planted slice found first, and nothing else?
 
-    .venv/bin/python scripts/bench_slices.py          # 2-core CPU: tiny_cnn 64 px, a few minutes
+    .venv/bin/python scripts/bench_slices.py          # 2-core CPU: tiny_cnn 32 px (bench_drift's model)
 
 The model and split are bench_drift.py's (tiny_cnn on 100 images per class). The 1,200 other images get random
 `meta_camera` (4 values) and `meta_lot` (5 values). Scenarios, each over several random metadata draws:
@@ -94,8 +94,8 @@ def scenario(name: str, grays, labels, classes, net, spec, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -16,7 +16,9 @@ def slices_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for slices.md, slices.csv, slices.png, slices.json."),
     quality: Path | None = typer.Option(None, help="The audit's quality.csv: sharpness/brightness bins, flags."),
     embeddings: Path | None = typer.Option(None, help="Penultimate features (.npy, one row per predictions row)."),
-    clusters: int = typer.Option(8, help="k-means clusters of --embeddings."),
+    checkpoint: Path | None = typer.Option(None, help="model.pt: compute its penultimate features for the "
+                                                      "clusters (instead of --embeddings)."),
+    clusters: int = typer.Option(8, help="k-means clusters of --embeddings / --checkpoint features."),
     min_size: int = typer.Option(20, help="Smallest slice tested (rows)."),
     alpha: float = typer.Option(0.05, help="Flag slices whose corrected p-value is below this."),
     correction: str = typer.Option("bh", help="bh (Benjamini-Hochberg) | holm."),
@@ -34,6 +36,8 @@ def slices_cmd(
     from inspection.evaluation.slices_stats import CORRECTIONS
     from inspection.evaluation.slices_table import add_clusters, build_table, read_predictions
 
+    if embeddings is not None and checkpoint is not None:
+        raise InspectionError("give --embeddings or --checkpoint, not both")
     if correction not in CORRECTIONS:
         raise InspectionError(f"--correction must be one of {CORRECTIONS}, got {correction!r}")
     m = load_manifest(manifest)
@@ -47,6 +51,12 @@ def slices_cmd(
         if not embeddings.is_file():
             raise InspectionError(f"{embeddings}: embeddings not found")
         add_clusters(table, np.load(embeddings), clusters, source=str(embeddings))
+    elif checkpoint is not None:
+        from inspection.evaluation.embeddings import penultimate_features
+        from inspection.models.checkpoint import load_checkpoint
+
+        feats = penultimate_features(load_checkpoint(checkpoint), [m.abspath(p) for p in table.rows["path"]])
+        add_clusters(table, feats, clusters, source=str(checkpoint), per_row=True)
     cfg = SliceConfig(min_size=min_size, alpha=alpha, correction=correction, conjunctions=conjunctions)
     found = find_slices(table, cfg)
 

@@ -150,15 +150,19 @@ def _quality_features(rows: pd.DataFrame, quality: pd.DataFrame, source: str) ->
     return added
 
 
-def add_clusters(table: SliceTable, embeddings: np.ndarray, k: int, seed: int = 0, source: str = "") -> None:
-    """k-means clusters of the model's own embeddings (rows aligned with the predictions file) as `cluster`."""
+def add_clusters(table: SliceTable, embeddings: np.ndarray, k: int, seed: int = 0, source: str = "",
+                 per_row: bool = False) -> None:
+    """k-means clusters of the model's own embeddings as `cluster`; rows aligned with the predictions file, or
+    with the table's rows when `per_row`."""
     from sklearn.cluster import KMeans
 
     emb = np.asarray(embeddings, np.float64)
-    if emb.ndim != 2 or len(emb) <= int(table.source_index.max(initial=0)):
+    need = len(table.rows) if per_row else int(table.source_index.max(initial=0)) + 1
+    if emb.ndim != 2 or len(emb) < need:
         raise InspectionError(f"{source}: embeddings of shape {emb.shape} do not cover the predictions' rows "
                               "(one row per predictions row, in the same order)")
-    x = emb[table.source_index]
+    x = emb[: len(table.rows)] if per_row else emb[table.source_index]
+    x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)  # an unreadable image: the average features
     x = (x - x.mean(0)) / (x.std(0) + 1e-8)
     k = max(2, min(k, len(x) // 10))
     lab = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
