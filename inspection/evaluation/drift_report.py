@@ -42,7 +42,8 @@ def _figure(report: dict, ref: pd.DataFrame, cur: pd.DataFrame) -> str:
     ax[2].plot(idx, [k["performance"]["estimated_accuracy"] for k in ch], "o-", label="estimated (CBPE)")
     if all(k["performance"]["true_accuracy"] is not None for k in ch):
         ax[2].plot(idx, [k["performance"]["true_accuracy"] for k in ch], "s--", label="true")
-    ax[2].plot(idx, [k["performance"]["threshold"] for k in ch], "r:", label="alarm threshold")
+    ax[2].plot(idx, [k["performance"]["threshold"] for k in ch], "r:", marker="_", markersize=18,
+               label="alarm threshold")  # the marker shows it for a single chunk too
     ax[2].axhline(ch[0]["performance"]["reference_accuracy"], color="gray", lw=0.8, label="reference")
     for k in ch:
         if k["drift"]:
