@@ -126,3 +126,13 @@ def test_cli_reads_inspect_rows_and_exits_1_on_drift(tmp_path):
     assert "<img src=\"data:image/png;base64," in (tmp_path / "b" / "drift.html").read_text()
     missing = run(app, ["drift", str(tmp_path / "nope.csv"), str(tmp_path / "same.jsonl"), "--out", str(tmp_path)])
     assert missing.exit_code == 2 and "nope.csv" in missing.output
+
+
+@pytest.mark.parametrize("verb", ["slices", "drift"])
+def test_verbs_are_registered_with_help(verb):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "inspection.cli.main", verb, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "--out" in r.stdout and "--manifest" in r.stdout
