@@ -31,6 +31,7 @@ from inspection.evaluation.compare import (
 )
 from inspection.evaluation.compare_report import plot_noise_curve, write_report
 from inspection.evaluation.machine import machine_info
+from inspection.evaluation.slices_compare import write_slice_deltas
 from inspection.training.search import run_study
 
 FORWARDED = ("data", "trainer", "paths")  # compare overrides that also shape every training run
@@ -116,6 +117,7 @@ def run_compare(overrides: list[str]) -> dict:
     runs = run_arms(arms, list(cfg.compare.seeds), _train_fn(forward), out, progress=lambda m: print(m, flush=True))
     flips = flipped_verdicts(runs["baseline"], runs["data_centric"])
     flips.to_csv(out / "flipped.csv", index=False)
+    write_slice_deltas(runs, gold, out)  # per-slice deltas between the arms: slice_deltas.csv/.md
     s = dc.summary
     report = {
         "dataset": cfg.data.name, "preset": cfg.compare.name, "n_test": n_test, "n_seeds": len(cfg.compare.seeds),

@@ -60,13 +60,15 @@ def audit_cmd(
     k: int | None = typer.Option(None, help="Folds (audit.k)."),
     budget: float | None = typer.Option(None, help="Review budget: ≤ 1 share, > 1 count (audit.queue.budget)."),
     probs: Path | None = typer.Option(None, help="Precomputed out-of-fold probabilities (.npy) to skip training."),
+    slice_: str | None = typer.Option(None, "--slice", help="Spend the review budget on one slice only, e.g. "
+                                                            "'meta_camera=cam2' or 'class=crack & meta_lot=L4'."),
 ) -> None:
     """Audit labels: agreement, label issues (k-fold + confident learning), quality, review queue, defect book."""
     from inspection.curation.audit import AuditConfig, run_audit
 
     extra = ([f"audit.k={k}"] if k is not None else []) + ([f"audit.queue.budget={budget}"] if budget is not None else [])
     cfg = to_dataclass(AuditConfig, compose_group("curation", ctx.args + extra)["audit"], "audit.")
-    res = run_audit(manifest, out, cfg, np.load(probs) if probs else None)
+    res = run_audit(manifest, out, cfg, np.load(probs) if probs else None, focus=slice_)
     if res.score:
         q = res.score["queue"]
         typer.echo(f"against gold: queue precision {q['precision']:.2f}, recall {q['recall']:.2f}")

@@ -106,6 +106,8 @@ def inspect_cmd(
     fail_on: list[str] | None = typer.Option(
         None, "--fail-on", help="Exit 1 when rows are ng, review or error (repeatable or comma-separated)."),
     report: Path | None = typer.Option(None, "--report", help="Self-contained HTML report."),
+    drift_reference: Path | None = typer.Option(None, "--drift-reference", help="A reference run (predictions.csv "
+                                                "or an inspect output): also write <out>_drift/drift.html/.json."),
     top_k: int = typer.Option(3, "--top-k"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress line."),
     engine: EngineName = typer.Option(EngineName("onnx"), "--engine",
@@ -144,9 +146,17 @@ def inspect_cmd(
                             address=address, concurrency=concurrency, gpus_per_worker=gpus_per_worker)
     name = engine.value
     check_options(name, options)
+    if drift_reference is not None and not drift_reference.is_file():
+        raise typer.BadParameter(f"{drift_reference}: drift reference not found", param_hint="--drift-reference")
     code = inspect_command(lambda: ENGINES[name].open(model, options), sources, str(out), batch_size=batch_size,
                            workers=workers, resume=resume, overwrite=overwrite, fail_on=fail_on or [],
                            report=str(report) if report else None, top_k=top_k, quiet=quiet)
+    if drift_reference is not None:  # `inspection drift` on this run's rows, written beside them
+        from inspection.cli.drift_cmd import check_drift
+
+        found, page = check_drift(drift_reference, out, out.with_name(out.stem + "_drift"))
+        typer.echo(f"drift: {'DRIFT (' + ', '.join(found['chunks'][0]['reasons']) + ')' if found['drift'] else 'none'}"
+                   f" → {page}")
     if code:
         raise typer.Exit(code=code)
 

@@ -100,6 +100,10 @@ def _register_optional() -> None:
     from inspection.cli import dvc_stages
 
     dvc_stages.register(app)
+    from inspection.cli import drift_cmd, slices_cmd
+
+    slices_cmd.register(app)
+    drift_cmd.register(app)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ consensus     majority vote (ties stay "ambiguous") and cleanlab's multi-annotat
 label_issues  out-of-fold probabilities by k-fold training + confident learning
 quality       blur / exposure / cut-off / duplicate flags
 review_queue  one ranked list of what to look at, within a relabel budget
+label_studio  the queue as a Label Studio import (tasks with pre-annotations + labelling config)
 defect_book   a draft definition of each class and of the confusable pairs
 relabel       extra labels for queued items (simulated, CSV, Label Studio) → consensus
 curate        consensus + clarified rule + removals → the next dataset version and its change log

@@ -1,6 +1,7 @@
 """run_audit: agreement + label issues + image quality + review queue + defect book for one manifest.
 
 Writes files a person can open (audit.md, review_queue.csv/.png, defect_book.md, label_issues.csv, quality.csv,
+label_studio_tasks.json + label_studio_config.xml for a Label Studio review,
 agreement.json) and audit.json for programs. When the manifest comes from a simulated campaign (it carries
 `meta_gold`), the audit is also scored: precision and recall of what it flagged against what is truly wrong.
 Gold columns are read only by `score_audit`, after everything else is decided.
@@ -15,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inspection.core.errors import ManifestError
 from inspection.core.files import atomic_write_text
 from inspection.curation.agreement import AgreementReport, agreement_report
 from inspection.curation.defect_book import write_defect_book
 from inspection.curation.label_issues import Recipe, find_label_issues, out_of_fold_predictions, trainval_rows
+from inspection.curation.label_studio import write_label_studio
 from inspection.curation.quality import DUPLICATE_FLAGS, QUALITY_FLAGS, QualityConfig, quality_flags
 from inspection.curation.review_queue import QueueConfig, budget_count, build_review_queue, write_review_queue
 from inspection.data.manifest import Manifest, load_manifest, manifest_hash
+from inspection.evaluation.slices import rows_in_slice
 
 
 @dataclass
@@ -83,12 +87,14 @@ def score_audit(manifest: Manifest, issues: pd.DataFrame, quality: pd.DataFrame,
 
 
 def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig | None = None,
-              probs: np.ndarray | None = None, progress: bool = True) -> AuditResult:
-    """Audit a manifest's train/val labels; `probs` (aligned with trainval_rows) skips the k-fold training."""
+              probs: np.ndarray | None = None, progress: bool = True, focus: str | None = None) -> AuditResult:
+    """Audit a manifest's train/val labels; `probs` (aligned with trainval_rows) skips the k-fold training;
+    `focus` (a slice such as `meta_camera=cam2`, see `inspection slices`) spends the review budget there only."""
     cfg = cfg or AuditConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = load_manifest(manifest_path)
+    qm = focus_rows(m, focus) if focus else m  # checked before any training
     cols = m.labeler_columns()
     tv = trainval_rows(m)
     agreement = agreement_report(tv[cols].rename(columns=lambda c: c.removeprefix("labeler_")), m.classes) \
@@ -103,11 +109,12 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
         map_of = dict(zip(tv["path"], maps, strict=True))
     issues = find_label_issues(m, probs)
     quality = quality_flags(m, cfg.quality)
-    queue = build_review_queue(m, issues, quality, cfg.queue)
+    queue = build_review_queue(qm, issues, quality, cfg.queue)
     issues.to_csv(out / "label_issues.csv", index=False)
     quality.to_csv(out / "quality.csv", index=False)
     write_review_queue(queue, m, out, cfg.queue.sheet_max, map_of)
     write_defect_book(m, issues, probs, out, quality, cfg.n_examples, cfg.n_pairs, map_of)
+    write_label_studio(queue, m, out, dict(zip(tv["path"], probs, strict=True)), out / "defect_book.md")
     if agreement is not None:
         atomic_write_text(out / "agreement.json", json.dumps(agreement.to_dict(), indent=2) + "\n")
     score = score_audit(m, issues, quality, queue)
@@ -118,17 +125,31 @@ def run_audit(manifest_path: str | Path, out_dir: str | Path, cfg: AuditConfig |
         "manifest": str(manifest_path), "manifest_hash": manifest_hash(m), "name": m.name,
         "train_val_images": len(tv), "label_issues": int(issues["is_issue"].sum()),
         "quality_flags": qcount, "queued": len(queue),
-        "budget": budget_count(cfg.queue.budget, len(tv)),
+        "budget": budget_count(cfg.queue.budget, len(trainval_rows(qm))),
+        "focus": focus,
         "agreement": agreement.to_dict() if agreement else None, "score": score,
         "config": asdict(cfg),
         "files": ["audit.md", "review_queue.csv", "review_queue.png", "defect_book.md", "label_issues.csv",
-                  "quality.csv", "oof_probs.npy"] + (["agreement.json"] if agreement else []),
+                  "quality.csv", "oof_probs.npy", "label_studio_tasks.json", "label_studio_config.xml"]
+        + (["agreement.json"] if agreement else []),
     }
     atomic_write_text(out / "audit.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     atomic_write_text(out / "audit.md", _markdown(summary, agreement))
     if progress:
         print(f"audit: {summary['label_issues']} label issues, {len(queue)} images queued → {out}", flush=True)
     return AuditResult(out, m, probs, issues, quality, queue, agreement, score, summary)
+
+
+def focus_rows(m: Manifest, focus: str) -> Manifest:
+    """The manifest cut to the train/val rows of a slice (test rows kept: leak checks still see them)."""
+    try:
+        inside = rows_in_slice(m.rows, focus)
+    except ValueError as e:
+        raise ManifestError(f"audit --slice: {e}") from None
+    keep = inside | (m.rows["split"] == "test").to_numpy()
+    if not (inside & (m.rows["split"] != "test").to_numpy()).any():
+        raise ManifestError(f"audit --slice {focus!r}: no train/val image of {m.name} is in this slice")
+    return m.with_rows(m.rows[keep])
 
 
 def _json_default(o):

@@ -33,7 +33,7 @@ def test_report_has_every_arm_and_the_files(compare_run):
         assert arm["accuracy"]["n"] == 2 and 0.0 <= arm["accuracy"]["mean"] <= 1.0
         assert set(arm["per_class_recall"]) == {"crazing", "inclusion", "patches", "pitted_surface",
                                                 "rolled-in_scale", "scratches"}
-    for f in ("report.md", "report.json", "compare.png", "flipped.csv", "search/search.json"):
+    for f in ("report.md", "report.json", "compare.png", "flipped.csv", "search/search.json", "slice_deltas.csv"):
         assert (out / f).is_file(), f
     md = (out / "report.md").read_text()
     assert "| data-centric (v2) |" in md and "relabel budget used" in md
