@@ -1,0 +1,208 @@
+"""Near-duplicate images: the one perceptual hash of the project (dHash), its flip/shift-tolerant form, clusters.
+
+`dhash` is the difference hash the audit flags duplicates with (signs of horizontal gradients on a small grid).
+Grouping splits needs more than that 64-bit form: on steel textures the 9x8 thumbnail is mostly the illumination
+gradient, so distinct frames hash alike. `image_hashes` therefore hashes a 16x16 grid (256 bits) of the image with
+its illumination removed, for the 8 flips/quarter turns and 9 one-pixel shifts of the query; the distance of two
+images is the smallest over those 72 variants. Measured on NEU-DET and planted copies (docs/datasets.md):
+brightness, gain, JPEG re-encoding, flips and 90° turns stay within a few bits, shifts up to ~2% of the side stay
+within the default threshold, and distinct images lie far above it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inspection.core.errors import ImageDecodeError
+from inspection.core.files import atomic_write_bytes
+from inspection.core.image import read_image
+
+GRID = 16  # cells per side of the grouping hash: 256 bits
+CELL = 4  # thumbnail pixels per cell
+SHIFT = 1  # query shifts of ±SHIFT thumbnail pixels (1 px of 64 ≈ 1.6% of the side)
+THUMB = GRID * CELL + CELL + 2 * SHIFT  # (GRID + 1) cells wide for the gradients, plus the shift margin
+HIGHPASS_SIGMA = 6.0  # thumbnail pixels: what is blurred away (the illumination) is not part of the identity
+BYTES = GRID * GRID // 8
+VARIANTS = 8 * (2 * SHIFT + 1) ** 2
+CACHE_NAME = "near-dup-hashes-v1.npz"
+
+
+@dataclass(frozen=True)
+class NearDupConfig:
+    """When two images count as near-duplicates (docs/datasets.md: near-duplicate grouping)."""
+
+    max_distance: int = 24  # of 256 bits, smallest over flips/turns/1-px shifts; copies ≤ ~20, distinct NEU ≥ ~38
+    # A cluster holding more than this share of the images is a look-alike product (every good pill centred the
+    # same way), not copies of one photo: it is reported but neither grouped nor counted as a leak.
+    max_cluster_share: float = 0.25
+
+
+def dhash_bits(cells: np.ndarray) -> np.ndarray:
+    """The difference hash of a (..., rows, cols + 1) grid of cell values: signs of horizontal gradients, packed
+    into bytes along the last axis (big-endian bit order, so 64 bits read as one ">u8" number)."""
+    bits = cells[..., :, 1:] > cells[..., :, :-1]
+    return np.packbits(bits.reshape(*bits.shape[:-2], -1), axis=-1)
+
+
+def dhash(gray: np.ndarray) -> int:
+    """64-bit difference hash: signs of horizontal gradients on a 9x8 thumbnail (robust to blur and gain)."""
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    return int(dhash_bits(small).view(">u8")[0])
+
+
+def hamming_pairs(hashes: np.ndarray, max_dist: int, block: int = 2048) -> list[tuple[int, int, int]]:
+    """(i, j, distance) for i < j with Hamming distance ≤ max_dist (64-bit hashes), in blocks to bound memory."""
+    h = hashes.astype(np.uint64)
+    out = []
+    for start in range(0, len(h), block):
+        d = np.bitwise_count(h[start : start + block, None] ^ h[None, :])
+        ii, jj = np.nonzero(d <= max_dist)
+        ii = ii + start
+        keep = ii < jj
+        out += [(int(i), int(j), int(d[i - start, j])) for i, j in zip(ii[keep], jj[keep])]
+    return out
+
+
+def _dihedral(img: np.ndarray) -> list[np.ndarray]:
+    """The 8 flips and quarter turns of a square image."""
+    out = []
+    for k in range(4):
+        r = np.rot90(img, k)
+        out += [r, r[:, ::-1]]
+    return out
+
+
+def gray_hashes(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query 72 x BYTES: 8 orientations x 9 shifts, reference BYTES: as is) of one grayscale uint8 image."""
+    t = cv2.resize(gray, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+    t -= cv2.GaussianBlur(t, (0, 0), HIGHPASS_SIGMA)
+    n = 2 * SHIFT + 1
+    query = []
+    for o in _dihedral(t):
+        # box[y, x] = mean of the CELL x CELL block whose top-left corner is (y, x): every shift's cells are a
+        # strided slice of it
+        box = cv2.boxFilter(np.ascontiguousarray(o), -1, (CELL, CELL), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+        cells = np.stack([box[dy : dy + GRID * CELL : CELL, dx : dx + (GRID + 1) * CELL : CELL]
+                          for dy in range(n) for dx in range(n)])
+        query.append(dhash_bits(cells))
+    box = cv2.boxFilter(t, -1, (CELL, CELL), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    ref = dhash_bits(box[SHIFT : SHIFT + GRID * CELL : CELL, SHIFT : SHIFT + (GRID + 1) * CELL : CELL])
+    return np.concatenate(query), ref
+
+
+def _hash_file(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        return gray_hashes(read_image(path, channels=1)[:, :, 0])
+    except ImageDecodeError:
+        return None
+
+
+def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | os.PathLike | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query N x VARIANTS x BYTES, reference N x BYTES, readable N) for files, cached by content hash in cache_dir."""
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    f = Path(cache_dir) / CACHE_NAME if cache_dir else None
+    if f is not None and f.is_file():
+        try:
+            with np.load(f) as z:
+                cache = {s: (q, r) for s, q, r in zip(z["sha256"].tolist(), z["query"], z["ref"])}
+        except (OSError, ValueError, KeyError):
+            cache = {}  # a broken cache is rebuilt, never trusted
+    todo = sorted({s for s in sha256 if s not in cache})
+    first = {s: p for p, s in zip(paths, sha256) if s in set(todo)}
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 releases the GIL
+        new = dict(zip(todo, pool.map(_hash_file, [first[s] for s in todo])))
+    cache.update({s: h for s, h in new.items() if h is not None})
+    if f is not None and any(h is not None for h in new.values()):
+        keys = sorted(cache)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, sha256=np.array(keys), query=np.stack([cache[k][0] for k in keys]),
+                 ref=np.stack([cache[k][1] for k in keys]))
+        atomic_write_bytes(f, buf.getvalue())
+    empty = (np.zeros((VARIANTS, BYTES), np.uint8), np.zeros(BYTES, np.uint8))
+    got = [cache.get(s, empty) for s in sha256]
+    readable = np.array([s in cache for s in sha256], bool)
+    return np.stack([g[0] for g in got]), np.stack([g[1] for g in got]), readable
+
+
+def near_pairs(query: np.ndarray, ref: np.ndarray, max_distance: int, block: int = 64) -> list[tuple[int, int]]:
+    """(i, j), i < j, whose smallest distance over the query variants of either image is ≤ max_distance.
+
+    Hamming distances of 0/1 vectors as matrix products (|q| + |r| - 2 q·r): BLAS does in a second what
+    popcounts over every pair x variant take ten for.
+    """
+    n = len(ref)
+    if n < 2:
+        return []
+    r = np.unpackbits(ref, axis=-1).astype(np.float32)
+    rn = r.sum(-1)
+    d = np.empty((n, n), np.float32)
+    for s in range(0, n, block):
+        q = np.unpackbits(query[s : s + block], axis=-1).astype(np.float32)  # b x V x bits
+        b, v, bits = q.shape
+        dist = q.sum(-1).reshape(-1, 1) + rn[None, :] - 2.0 * (q.reshape(-1, bits) @ r.T)
+        d[s : s + block] = dist.reshape(b, v, n).min(axis=1)
+    d = np.minimum(d, d.T)
+    ii, jj = np.nonzero(np.triu(d <= max_distance + 0.5, k=1))
+    return list(zip(ii.tolist(), jj.tolist()))
+
+
+def cluster_labels(n: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Union-find: the smallest index of each item's connected component (deterministic, order-free)."""
+    parent = list(range(n))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in pairs:
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return np.array([root(i) for i in range(n)], int)
+
+
+@dataclass
+class Clusters:
+    """Near-duplicate clusters of a list of images: `label[i]` is a representative index of i's cluster."""
+
+    label: np.ndarray
+    pairs: list[tuple[int, int]]
+    lookalike: int = 0  # images in look-alike clusters, left ungrouped (NearDupConfig.max_cluster_share)
+
+    def groups(self) -> list[list[int]]:
+        """Indices per grouped cluster with ≥ 2 members, in order of their first member."""
+        out: dict[int, list[int]] = {}
+        for i, lab in enumerate(self.label.tolist()):
+            out.setdefault(lab, []).append(i)
+        return [g for g in out.values() if len(g) > 1]
+
+
+def find_clusters(paths: Sequence[Path], sha256: Sequence[str], cfg: NearDupConfig | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> Clusters:
+    """Byte-identical files and near-duplicates linked (union-find); oversize clusters fall back to sha256 only."""
+    cfg = cfg or NearDupConfig()
+    n = len(sha256)
+    query, ref, readable = image_hashes(paths, sha256, cache_dir)
+    ok = np.nonzero(readable)[0]
+    pairs = [(int(ok[a]), int(ok[b])) for a, b in near_pairs(query[ok], ref[ok], cfg.max_distance)]
+    first: dict[str, int] = {}
+    exact = [(first.setdefault(s, i), i) for i, s in enumerate(sha256) if first.setdefault(s, i) != i]
+    label = cluster_labels(n, pairs + exact)
+    sizes = np.bincount(label, minlength=n)
+    big = np.isin(label, np.nonzero(sizes > max(2, cfg.max_cluster_share * n))[0])
+    if big.any():  # keep only what is byte-identical inside them
+        pairs = [(i, j) for i, j in pairs if not big[i]]
+        label = cluster_labels(n, pairs + exact)
+    return Clusters(label, pairs, int(big.sum()))
