@@ -39,7 +39,7 @@ CACHE_NAME = "near-dup-hashes-v1.npz"
 class NearDupConfig:
     """When two images count as near-duplicates (docs/datasets.md: near-duplicate grouping)."""
 
-    max_distance: int = 24  # of 256 bits, smallest over flips/turns/1-px shifts; copies ≤ ~20, distinct NEU ≥ ~38
+    max_distance: int = 24  # of 256 bits, min over flips/turns/1-px shifts (docs/datasets.md: measured on NEU)
     # A cluster holding more than this share of the images is a look-alike product (every good pill centred the
     # same way), not copies of one photo: it is reported but neither grouped nor counted as a leak.
     max_cluster_share: float = 0.25
@@ -96,6 +96,11 @@ def gray_hashes(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     box = cv2.boxFilter(t, -1, (CELL, CELL), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
     ref = dhash_bits(box[SHIFT : SHIFT + GRID * CELL : CELL, SHIFT : SHIFT + (GRID + 1) * CELL : CELL])
     return np.concatenate(query), ref
+
+
+def hash_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> int:
+    """Distance of two images from their gray_hashes: the smallest over either image's query variants."""
+    return int(min(np.bitwise_count(a[0] ^ b[1]).sum(-1).min(), np.bitwise_count(b[0] ^ a[1]).sum(-1).min()))
 
 
 def _hash_file(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
