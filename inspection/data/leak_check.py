@@ -43,8 +43,9 @@ class LeakCheck:
     lookalike_images: int = 0
 
     def record(self) -> dict:
-        """What metrics.json and the model card keep."""
-        return {"near_duplicates_of_test": self.near_duplicates_of_test, "max_distance": self.max_distance}
+        """What metrics.json and the model card keep (`unchecked_lookalike`: images the hash cannot vouch for)."""
+        return {"near_duplicates_of_test": self.near_duplicates_of_test, "max_distance": self.max_distance,
+                "unchecked_lookalike": self.lookalike_images}
 
     def message(self, where: str) -> str:
         """The warning a person reads (empty when there is no leak)."""
@@ -80,6 +81,9 @@ def warn_if_leaked(manifest: Manifest, where: str, cfg: NearDupConfig | None = N
     check = leak_check(manifest, cfg, cache_dir)
     if check.near_duplicates_of_test:
         log.warning(check.message(where))
+    if check.lookalike_images:
+        log.warning("%s: %d images look alike (one product, same pose): the near-duplicate check cannot tell copies "
+                    "from distinct units among them, so they were not checked", where, check.lookalike_images)
     return check
 
 
