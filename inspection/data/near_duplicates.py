@@ -122,7 +122,8 @@ def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | 
         except (OSError, ValueError, KeyError):
             cache = {}  # a broken cache is rebuilt, never trusted
     todo = sorted({s for s in sha256 if s not in cache})
-    first = {s: p for p, s in zip(paths, sha256) if s in set(todo)}
+    wanted = set(todo)
+    first = {s: p for p, s in zip(paths, sha256) if s in wanted}
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 releases the GIL
         new = dict(zip(todo, pool.map(_hash_file, [first[s] for s in todo])))
     cache.update({s: h for s, h in new.items() if h is not None})
@@ -139,43 +140,40 @@ def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | 
     return np.stack([g[0] for g in got]), np.stack([g[1] for g in got]), readable
 
 
-def near_pairs(query: np.ndarray, ref: np.ndarray, max_distance: int, block: int = 64) -> list[tuple[int, int]]:
-    """(i, j), i < j, whose smallest distance over the query variants of either image is ≤ max_distance.
-
-    Hamming distances of 0/1 vectors as matrix products (|q| + |r| - 2 q·r): BLAS does in a second what
-    popcounts over every pair x variant take ten for.
-    """
+def near_pairs(query: np.ndarray, ref: np.ndarray, max_distance: int, block: int = 64) -> np.ndarray:
+    """Pairs (k x 2 array of i < j) whose smallest distance over the query variants of either image is within
+    max_distance. Hamming distances of 0/1 vectors as matrix products (|q| + |r| - 2 q·r): BLAS does in a second
+    what popcounts over every pair x variant take ten for; no n x n matrix is kept."""
     n = len(ref)
-    if n < 2:
-        return []
     r = np.unpackbits(ref, axis=-1).astype(np.float32)
     rn = r.sum(-1)
-    d = np.empty((n, n), np.float32)
+    found = [np.empty((0, 2), np.int64)]
     for s in range(0, n, block):
         q = np.unpackbits(query[s : s + block], axis=-1).astype(np.float32)  # b x V x bits
         b, v, bits = q.shape
         dist = q.sum(-1).reshape(-1, 1) + rn[None, :] - 2.0 * (q.reshape(-1, bits) @ r.T)
-        d[s : s + block] = dist.reshape(b, v, n).min(axis=1)
-    d = np.minimum(d, d.T)
-    ii, jj = np.nonzero(np.triu(d <= max_distance + 0.5, k=1))
-    return list(zip(ii.tolist(), jj.tolist()))
+        ii, jj = np.nonzero(dist.reshape(b, v, n).min(axis=1) <= max_distance + 0.5)
+        ii += s
+        keep = ii != jj
+        found.append(np.sort(np.stack([ii[keep], jj[keep]], axis=1), axis=1))
+    return np.unique(np.concatenate(found), axis=0)
 
 
-def cluster_labels(n: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Union-find: the smallest index of each item's connected component (deterministic, order-free)."""
-    parent = list(range(n))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in pairs:
-        a, b = root(i), root(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return np.array([root(i) for i in range(n)], int)
+def cluster_labels(n: int, pairs: np.ndarray | Sequence[tuple[int, int]]) -> np.ndarray:
+    """Connected components (union-find by label propagation): each item's label is the smallest index of its
+    component, so the result depends on neither pair order nor direction."""
+    label = np.arange(n)
+    p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    while len(p):
+        m = np.minimum(label[p[:, 0]], label[p[:, 1]])
+        new = label.copy()
+        np.minimum.at(new, p[:, 0], m)
+        np.minimum.at(new, p[:, 1], m)
+        new = new[new]  # pointer jumping: follow labels to their roots
+        if np.array_equal(new, label):
+            break
+        label = new
+    return label
 
 
 @dataclass
@@ -183,7 +181,7 @@ class Clusters:
     """Near-duplicate clusters of a list of images: `label[i]` is a representative index of i's cluster."""
 
     label: np.ndarray
-    pairs: list[tuple[int, int]]
+    pairs: np.ndarray  # k x 2 near-duplicate links (byte-identical ones aside)
     lookalike: int = 0  # images in look-alike clusters, left ungrouped (NearDupConfig.max_cluster_share)
 
     def groups(self) -> list[list[int]]:
@@ -201,13 +199,13 @@ def find_clusters(paths: Sequence[Path], sha256: Sequence[str], cfg: NearDupConf
     n = len(sha256)
     query, ref, readable = image_hashes(paths, sha256, cache_dir)
     ok = np.nonzero(readable)[0]
-    pairs = [(int(ok[a]), int(ok[b])) for a, b in near_pairs(query[ok], ref[ok], cfg.max_distance)]
+    pairs = ok[near_pairs(query[ok], ref[ok], cfg.max_distance)].reshape(-1, 2)
     first: dict[str, int] = {}
-    exact = [(first.setdefault(s, i), i) for i, s in enumerate(sha256) if first.setdefault(s, i) != i]
-    label = cluster_labels(n, pairs + exact)
+    exact = np.array([(first.setdefault(s, i), i) for i, s in enumerate(sha256)], np.int64).reshape(-1, 2)
+    label = cluster_labels(n, np.concatenate([pairs, exact]))
     sizes = np.bincount(label, minlength=n)
     big = np.isin(label, np.nonzero(sizes > max(2, cfg.max_cluster_share * n))[0])
     if big.any():  # keep only what is byte-identical inside them
-        pairs = [(i, j) for i, j in pairs if not big[i]]
-        label = cluster_labels(n, pairs + exact)
+        pairs = pairs[~big[pairs[:, 0]]]
+        label = cluster_labels(n, np.concatenate([pairs, exact]))
     return Clusters(label, pairs, int(big.sum()))
