@@ -168,3 +168,16 @@ def test_compare_report_warns_at_the_top_only_when_leaked() -> None:
     leaked = render_markdown({**report, "leak_check": {"baseline": {"near_duplicates_of_test": 7}}})
     assert "leaked" not in clean
     assert leaked.splitlines()[2].startswith("> **Warning: the test split is leaked.**") and "7" in leaked.splitlines()[2]
+
+
+def test_cli_import_groups_and_can_turn_grouping_off(planted, tmp_path: Path) -> None:
+    src, copies = planted
+    runner = CliRunner()
+    r = runner.invoke(data_app, ["import", "folder", str(src), "--out", str(tmp_path / "a"), "--no-copy"])
+    assert r.exit_code == 0, r.output
+    n_img = sum(len(c) + 1 for c in copies.values())
+    assert f"near-duplicates: {len(copies)} cluster(s), {n_img} images" in r.output
+    r = runner.invoke(data_app, ["import", "folder", str(src), "--out", str(tmp_path / "b"), "--no-copy",
+                                 "--near-dup-distance", "-1"])
+    assert r.exit_code == 0 and "near-duplicates" not in r.output, r.output
+    assert load_manifest(tmp_path / "b" / "manifest.csv").info["near_duplicates"]["max_distance"] is None
