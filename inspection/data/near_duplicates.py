@@ -33,6 +33,7 @@ HIGHPASS_SIGMA = 6.0  # thumbnail pixels: what is blurred away (the illumination
 BYTES = GRID * GRID // 8
 VARIANTS = 8 * (2 * SHIFT + 1) ** 2
 CACHE_NAME = "near-dup-hashes-v1.npz"
+MIN_LOOKALIKE = 8  # a small set's cluster of up to this many is taken for copies whatever its share
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def find_clusters(paths: Sequence[Path], sha256: Sequence[str], cfg: NearDupConf
     exact = np.array([(first.setdefault(s, i), i) for i, s in enumerate(sha256)], np.int64).reshape(-1, 2)
     label = cluster_labels(n, np.concatenate([pairs, exact]))
     sizes = np.bincount(label, minlength=n)
-    big = np.isin(label, np.nonzero(sizes > max(2, cfg.max_cluster_share * n))[0])
+    big = np.isin(label, np.nonzero(sizes > max(MIN_LOOKALIKE, cfg.max_cluster_share * n))[0])
     if big.any():  # keep only what is byte-identical inside them
         pairs = pairs[~big[pairs[:, 0]]]
         label = cluster_labels(n, np.concatenate([pairs, exact]))
