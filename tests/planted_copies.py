@@ -64,3 +64,13 @@ def write_folder(root: Path, per_class: int = 12, copied: int = 0, seed: int = 0
                     cv2.imwrite(str(root / crel), aug(img))
                     copies[rel].append(crel)
     return copies
+
+
+def pill(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """One unit of a look-alike product: the same bright tablet in the same pose, its own fine speckles."""
+    img = np.full((size, size), 30, np.float32)
+    cv2.ellipse(img, (size // 2, size // 2), (int(size * 0.4), int(size * 0.28)), 0, 0, 360, 200.0, -1)
+    for _ in range(40):
+        x, y = rng.integers(int(size * 0.15), int(size * 0.85)), rng.integers(int(size * 0.3), int(size * 0.7))
+        cv2.circle(img, (int(x), int(y)), 1, 150.0, -1)
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)

@@ -6,7 +6,8 @@ gradient, so distinct frames hash alike. `image_hashes` therefore hashes a 16x16
 its illumination removed, for the 8 flips/quarter turns and 9 one-pixel shifts of the query; the distance of two
 images is the smallest over those 72 variants. Measured on NEU-DET and planted copies (docs/datasets.md):
 brightness, gain, JPEG re-encoding, flips and 90° turns stay within a few bits, shifts up to ~2% of the side stay
-within the default threshold, and distinct images lie far above it.
+within the default threshold, and distinct images lie far above it. Look-alike products (pills in one pose) are
+compared again on a 32x32 grid (1024 bits) before they are grouped.
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ from inspection.core.files import atomic_write_bytes
 from inspection.core.image import read_image
 
 GRID = 16  # cells per side of the grouping hash: 256 bits
-CELL = 4  # thumbnail pixels per cell
-SHIFT = 1  # query shifts of ±SHIFT thumbnail pixels (1 px of 64 ≈ 1.6% of the side)
-THUMB = GRID * CELL + CELL + 2 * SHIFT  # (GRID + 1) cells wide for the gradients, plus the shift margin
+FINE_GRID = 32  # the second look inside a look-alike cluster: 1024 bits, fine enough for a pill's own speckles
+CELL = 4  # thumbnail pixels per cell (thumbnail: (grid + 1) cells wide for the gradients, plus the shift margin)
+SHIFT = 1  # query shifts of ±SHIFT thumbnail pixels (1 px of 70 ≈ 1.5% of the side)
 HIGHPASS_SIGMA = 6.0  # thumbnail pixels: what is blurred away (the illumination) is not part of the identity
-BYTES = GRID * GRID // 8
 VARIANTS = 8 * (2 * SHIFT + 1) ** 2
-CACHE_NAME = "near-dup-hashes-v1.npz"
+CACHE_NAME = "near-dup-hashes-v1.npz"  # FINE_GRID hashes: near-dup-hashes-g32-v1.npz
 MIN_LOOKALIKE = 8  # a small set's cluster of up to this many is taken for copies whatever its share
 
 
@@ -44,6 +44,9 @@ class NearDupConfig:
     # A cluster holding more than this share of the images is a look-alike product (every good pill centred the
     # same way), not copies of one photo: it is reported but neither grouped nor counted as a leak.
     max_cluster_share: float = 0.25
+    # Inside such a cluster, images are compared again on a 32 x 32 grid: copies stay within this many of 1024
+    # bits (MVTec pill: JPEG, brightness, 1-2% shifts ≤ 120), distinct pills of one pose lie beyond ~180.
+    fine_max_distance: int = 150
 
 
 def dhash_bits(cells: np.ndarray) -> np.ndarray:
@@ -81,9 +84,10 @@ def _dihedral(img: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def gray_hashes(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(query 72 x BYTES: 8 orientations x 9 shifts, reference BYTES: as is) of one grayscale uint8 image."""
-    t = cv2.resize(gray, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+def gray_hashes(gray: np.ndarray, grid: int = GRID) -> tuple[np.ndarray, np.ndarray]:
+    """(query VARIANTS x grid²/8 bytes: 8 orientations x 9 shifts, reference: as is) of a grayscale uint8 image."""
+    thumb = (grid + 1) * CELL + 2 * SHIFT
+    t = cv2.resize(gray, (thumb, thumb), interpolation=cv2.INTER_AREA).astype(np.float32)
     t -= cv2.GaussianBlur(t, (0, 0), HIGHPASS_SIGMA)
     n = 2 * SHIFT + 1
     query = []
@@ -91,11 +95,11 @@ def gray_hashes(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # box[y, x] = mean of the CELL x CELL block whose top-left corner is (y, x): every shift's cells are a
         # strided slice of it
         box = cv2.boxFilter(np.ascontiguousarray(o), -1, (CELL, CELL), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-        cells = np.stack([box[dy : dy + GRID * CELL : CELL, dx : dx + (GRID + 1) * CELL : CELL]
+        cells = np.stack([box[dy : dy + grid * CELL : CELL, dx : dx + (grid + 1) * CELL : CELL]
                           for dy in range(n) for dx in range(n)])
         query.append(dhash_bits(cells))
     box = cv2.boxFilter(t, -1, (CELL, CELL), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    ref = dhash_bits(box[SHIFT : SHIFT + GRID * CELL : CELL, SHIFT : SHIFT + (GRID + 1) * CELL : CELL])
+    ref = dhash_bits(box[SHIFT : SHIFT + grid * CELL : CELL, SHIFT : SHIFT + (grid + 1) * CELL : CELL])
     return np.concatenate(query), ref
 
 
@@ -104,18 +108,19 @@ def hash_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndar
     return int(min(np.bitwise_count(a[0] ^ b[1]).sum(-1).min(), np.bitwise_count(b[0] ^ a[1]).sum(-1).min()))
 
 
-def _hash_file(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def _hash_file(path: Path, grid: int) -> tuple[np.ndarray, np.ndarray] | None:
     try:
-        return gray_hashes(read_image(path, channels=1)[:, :, 0])
+        return gray_hashes(read_image(path, channels=1)[:, :, 0], grid)
     except ImageDecodeError:
         return None
 
 
-def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | os.PathLike | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query N x VARIANTS x BYTES, reference N x BYTES, readable N) for files, cached by content hash in cache_dir."""
+def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | os.PathLike | None = None,
+                 grid: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query N x VARIANTS x bytes, reference N x bytes, readable N) for files, cached by content hash in cache_dir."""
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    f = Path(cache_dir) / CACHE_NAME if cache_dir else None
+    name = CACHE_NAME if grid == GRID else CACHE_NAME.replace("-v1", f"-g{grid}-v1")
+    f = Path(cache_dir) / name if cache_dir else None
     if f is not None and f.is_file():
         try:
             with np.load(f) as z:
@@ -126,7 +131,7 @@ def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | 
     wanted = set(todo)
     first = {s: p for p, s in zip(paths, sha256) if s in wanted}
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 releases the GIL
-        new = dict(zip(todo, pool.map(_hash_file, [first[s] for s in todo])))
+        new = dict(zip(todo, pool.map(lambda p: _hash_file(p, grid), [first[s] for s in todo])))
     cache.update({s: h for s, h in new.items() if h is not None})
     if f is not None and any(h is not None for h in new.values()):
         keys = sorted(cache)
@@ -135,7 +140,7 @@ def image_hashes(paths: Sequence[Path], sha256: Sequence[str], cache_dir: str | 
         np.savez(buf, sha256=np.array(keys), query=np.stack([cache[k][0] for k in keys]),
                  ref=np.stack([cache[k][1] for k in keys]))
         atomic_write_bytes(f, buf.getvalue())
-    empty = (np.zeros((VARIANTS, BYTES), np.uint8), np.zeros(BYTES, np.uint8))
+    empty = (np.zeros((VARIANTS, grid * grid // 8), np.uint8), np.zeros(grid * grid // 8, np.uint8))
     got = [cache.get(s, empty) for s in sha256]
     readable = np.array([s in cache for s in sha256], bool)
     return np.stack([g[0] for g in got]), np.stack([g[1] for g in got]), readable
@@ -193,9 +198,16 @@ class Clusters:
         return [g for g in out.values() if len(g) > 1]
 
 
+def _oversize(label: np.ndarray, cfg: NearDupConfig) -> np.ndarray:
+    """Members of clusters too large to be copies of one photo (NearDupConfig.max_cluster_share)."""
+    sizes = np.bincount(label, minlength=len(label))
+    return np.isin(label, np.nonzero(sizes > max(MIN_LOOKALIKE, cfg.max_cluster_share * len(label)))[0])
+
+
 def find_clusters(paths: Sequence[Path], sha256: Sequence[str], cfg: NearDupConfig | None = None,
                   cache_dir: str | os.PathLike | None = None) -> Clusters:
-    """Byte-identical files and near-duplicates linked (union-find); oversize clusters fall back to sha256 only."""
+    """Byte-identical files and near-duplicates linked (union-find); an oversize cluster is compared again on the
+    fine grid, and what is still one blob falls back to byte-identical grouping (counted in `lookalike`)."""
     cfg = cfg or NearDupConfig()
     n = len(sha256)
     query, ref, readable = image_hashes(paths, sha256, cache_dir)
@@ -204,9 +216,16 @@ def find_clusters(paths: Sequence[Path], sha256: Sequence[str], cfg: NearDupConf
     first: dict[str, int] = {}
     exact = np.array([(first.setdefault(s, i), i) for i, s in enumerate(sha256)], np.int64).reshape(-1, 2)
     label = cluster_labels(n, np.concatenate([pairs, exact]))
-    sizes = np.bincount(label, minlength=n)
-    big = np.isin(label, np.nonzero(sizes > max(MIN_LOOKALIKE, cfg.max_cluster_share * n))[0])
-    if big.any():  # keep only what is byte-identical inside them
-        pairs = pairs[~big[pairs[:, 0]]]
+    big = _oversize(label, cfg)
+    if big.any():  # a look-alike product: look again, finer, and keep only what is a copy at that scale
+        idx = np.nonzero(big)[0]
+        fq, fr, fok = image_hashes([paths[i] for i in idx], [sha256[i] for i in idx], cache_dir, FINE_GRID)
+        sub = np.nonzero(fok)[0]
+        fine = idx[sub[near_pairs(fq[sub], fr[sub], cfg.fine_max_distance)]].reshape(-1, 2)
+        pairs = np.concatenate([pairs[~big[pairs[:, 0]]], fine])
         label = cluster_labels(n, np.concatenate([pairs, exact]))
+        big = _oversize(label, cfg)
+        if big.any():  # still one blob: keep only what is byte-identical inside it
+            pairs = pairs[~big[pairs[:, 0]]]
+            label = cluster_labels(n, np.concatenate([pairs, exact]))
     return Clusters(label, pairs, int(big.sum()))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from planted_copies import AUGMENTATIONS, texture, write_folder
+from planted_copies import AUGMENTATIONS, pill, texture, write_folder
 from typer.testing import CliRunner
 
 from inspection.cli.data_cmds import data_app
@@ -133,18 +133,26 @@ def test_validate_reports_straddling_clusters_and_regroup_fixes_them(planted, tm
     assert "no cluster straddles splits" in r.output, r.output
 
 
-def test_lookalike_products_are_not_taken_for_copies(tmp_path: Path) -> None:
-    """The same part photographed again and again (noise only differs) links everything: not grouped, no leak."""
+def test_lookalike_products_are_told_apart_on_the_fine_grid(tmp_path: Path) -> None:
+    """Tablets in one pose link everything on the coarse grid; the 32 x 32 grid separates units and keeps copies."""
     rng = np.random.default_rng(4)
-    part = texture(rng)
-    paths, shas = [], []
-    for i in range(20):
-        p = tmp_path / f"{i}.png"
-        cv2.imwrite(str(p), np.clip(part.astype(np.int16) + rng.integers(-2, 3, part.shape), 0, 255).astype(np.uint8))
-        paths.append(p)
-        shas.append(f"sha{i}")
+    paths, expected = [], []
+    for i in range(16):
+        img = pill(rng)
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+        if i < 2:  # copies of two units (the fine grid's tolerance: flips, turns, brightness, flip+shift+JPEG 80)
+            expected.append([len(paths) - 1])
+            for kind in ("hflip", "rot90", "bright", "mixed"):
+                paths.append(tmp_path / f"{i}_{kind}.png")
+                cv2.imwrite(str(paths[-1]), AUGMENTATIONS[kind](img))
+                expected[-1].append(len(paths) - 1)
+    shas = [f"sha{i}" for i in range(len(paths))]
+    # The coarse grid links them all (else no second look): blind on the fine grid too, nothing is grouped
+    blind = find_clusters(paths, shas, NearDupConfig(fine_max_distance=32 * 32))
+    assert blind.lookalike == len(paths) and blind.groups() == []
     c = find_clusters(paths, shas)
-    assert c.lookalike == 20 and c.groups() == []
+    assert c.lookalike == 0 and c.groups() == expected
 
 
 def test_hashes_are_cached_by_content(planted, tmp_path: Path) -> None:
