@@ -42,7 +42,8 @@ class NearDupConfig:
 
     max_distance: int = 24  # of 256 bits, min over flips/turns/1-px shifts (docs/datasets.md: measured on NEU)
     # A cluster holding more than this share of the images is a look-alike product (every good pill centred the
-    # same way), not copies of one photo: it is reported but neither grouped nor counted as a leak.
+    # same way) rather than copies of one photo: it is compared again on the fine grid, and what is still one blob
+    # there is reported but neither grouped nor counted as a leak.
     max_cluster_share: float = 0.25
     # Inside such a cluster, images are compared again on a 32 x 32 grid: copies stay within this many of 1024
     # bits (MVTec pill: JPEG, brightness, 1-2% shifts ≤ 120), distinct pills of one pose lie beyond ~180.
