@@ -21,6 +21,7 @@ from inspection.curation.audit import AuditConfig
 from inspection.curation.campaign import run_data_centric
 from inspection.curation.curate import CurationConfig
 from inspection.curation.simulate import LabelingConfig
+from inspection.data.leak_check import warn_if_leaked
 from inspection.data.manifest import load_manifest
 from inspection.evaluation.compare import (
     Arm,
@@ -114,6 +115,7 @@ def run_compare(overrides: list[str]) -> dict:
         search_json.write_text(json.dumps(mc, indent=2) + "\n")
     arms = _arms(cfg, dc, mc["best_overrides"])
     n_test = assert_same_test_split(arms)
+    leaks = arm_leak_checks(arms, str(cfg.paths.cache_dir))  # warned before the training, recorded in the report
     runs = run_arms(arms, list(cfg.compare.seeds), _train_fn(forward), out, progress=lambda m: print(m, flush=True))
     flips = flipped_verdicts(runs["baseline"], runs["data_centric"])
     flips.to_csv(out / "flipped.csv", index=False)
@@ -121,6 +123,7 @@ def run_compare(overrides: list[str]) -> dict:
     s = dc.summary
     report = {
         "dataset": cfg.data.name, "preset": cfg.compare.name, "n_test": n_test, "n_seeds": len(cfg.compare.seeds),
+        "leak_check": leaks,
         "arms": {a.name: {**arm_summary(runs[a.name]), "note": a.note} for a in arms},
         "curation": {"relabel budget used": f"{s['relabel_budget_used']} images "
                                             f"({100 * s['relabel_budget_share']:.1f}% of train/val)",
@@ -138,6 +141,19 @@ def run_compare(overrides: list[str]) -> dict:
     report["wall_seconds"] = time.perf_counter() - start
     write_report(report, out)
     return report
+
+
+def arm_leak_checks(arms: list[Arm], cache_dir: str | None) -> dict[str, dict]:
+    """Each arm's train/val → test near-duplicate count (warned when non-zero), one check per distinct manifest."""
+    done: dict[str, dict] = {}
+    out = {}
+    for arm in arms:
+        key = str(Path(arm.manifest).resolve())
+        if key not in done:
+            done[key] = warn_if_leaked(load_manifest(arm.manifest), f"compare arm {arm.name}",
+                                       cache_dir=cache_dir).record()
+        out[arm.name] = done[key]
+    return out
 
 
 def _noise(c: dict) -> str:

@@ -10,6 +10,7 @@ import typer
 
 from inspection.core.errors import InspectionError, user_errors
 from inspection.data.manifest import SPLITS, Manifest, load_manifest
+from inspection.data.near_duplicates import NearDupConfig
 
 data_app = typer.Typer(
     help="Datasets: import NEU / MVTec / class folders, generate synthetic sets, validate manifests.",
@@ -75,6 +76,11 @@ def import_cmd(
     binary: bool = typer.Option(
         False, "--binary", help="MVTec: two classes, good / defect (type kept in meta_defect_type), same split."
     ),
+    near_dup_distance: int = typer.Option(
+        NearDupConfig.max_distance, "--near-dup-distance", min=-1,
+        help="Images within this Hamming distance (of 256 bits; flips, shifts, JPEG and brightness tolerated) share "
+             "a split; -1: byte-identical images only.",
+    ),
 ) -> None:
     """Import a source layout into a self-contained dataset folder and print class x split counts."""
     from inspection.data.importers import import_folder, import_mvtec, import_neu
@@ -83,7 +89,8 @@ def import_cmd(
         raise InspectionError("--ok-class and --labels-csv apply to 'folder' imports only")
     if binary and kind is not SourceKind.mvtec:
         raise InspectionError("--binary applies to 'mvtec' imports only")
-    common = {"seed": seed, "copy": not no_copy, "skip_bad": skip_bad}
+    common = {"seed": seed, "copy": not no_copy, "skip_bad": skip_bad,
+              "near_dup": NearDupConfig(near_dup_distance) if near_dup_distance >= 0 else None}
     if kind is SourceKind.neu:
         m = import_neu(src, out, **common)
     elif kind is SourceKind.mvtec:
@@ -91,6 +98,10 @@ def import_cmd(
     else:
         m = import_folder(src, out, ok_classes=list(ok_class or []), labels_csv=labels_csv, **common)
     typer.echo(summarize(m))
+    near = m.info.get("near_duplicates", {})
+    if near.get("clusters"):
+        typer.echo(f"near-duplicates: {len(near['clusters'])} cluster(s), "
+                   f"{sum(map(len, near['clusters']))} images, each kept in one split (dataset.json)")
     typer.echo(f"wrote {out / 'manifest.csv'}")
 
 
@@ -118,10 +129,25 @@ def synth_cmd(
 def validate_cmd(
     manifest: Path = typer.Argument(..., help="Path to manifest.csv (dataset.json must sit beside it)."),
     check_files: bool = typer.Option(
-        True, "--check-files/--no-check-files", help="Check every image file exists."
+        True, "--check-files/--no-check-files", help="Check every image file exists (and look for near-duplicates "
+                                                     "across splits)."
     ),
+    regroup: bool = typer.Option(
+        False, "--regroup", help="Rewrite the manifest so no near-duplicate cluster straddles splits: train/val "
+                                 "clusters move to one split, train/val copies of test images are dropped; the "
+                                 "test split is never changed.",
+    ),
+    near_dup_distance: int = typer.Option(
+        NearDupConfig.max_distance, "--near-dup-distance", min=0, help="Hamming distance (of 256 bits) that counts "
+                                                                       "as a near-duplicate."),
 ) -> None:
-    """Validate a manifest and print class x split counts, or the first problem found."""
+    """Validate a manifest, print class x split counts and near-duplicate clusters that straddle splits."""
     m = load_manifest(manifest, check_files=check_files)
     typer.echo(summarize(m))
+    if check_files:
+        from inspection.cli.near_dup_report import report_straddling
+
+        report_straddling(m, manifest, NearDupConfig(near_dup_distance), regroup)
+    elif regroup:
+        raise InspectionError("--regroup needs the image files (drop --no-check-files)")
     typer.echo(f"{manifest}: OK")

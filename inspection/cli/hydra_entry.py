@@ -100,7 +100,9 @@ def run_evaluate(cfg: DictConfig) -> dict:
     manifest = prepare_dataset(cfg.data)
     out_dir = _output_dir(cfg, None)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    m = evaluate_checkpoint(cfg.checkpoint, manifest, cfg.split, out_dir, device=device, batch_size=int(cfg.batch_size))
+    cache = str(cfg.paths.cache_dir) if cfg.data.get("cache", False) else None  # near-duplicate hashes too
+    m = evaluate_checkpoint(cfg.checkpoint, manifest, cfg.split, out_dir, device=device, batch_size=int(cfg.batch_size),
+                            cache_dir=cache)
     print(json.dumps({"out_dir": str(out_dir), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                       **({"auroc": m["okng"]["auroc"]} if "okng" in m else {})}, indent=2))
     return m

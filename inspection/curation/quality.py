@@ -17,6 +17,7 @@ import pandas as pd
 from inspection.core.errors import ImageDecodeError
 from inspection.core.image import read_image
 from inspection.data.manifest import Manifest
+from inspection.data.near_duplicates import dhash, hamming_pairs
 
 QUALITY_FLAGS = ("blur", "underexposed", "overexposed", "cutoff", "unreadable")
 DUPLICATE_FLAGS = ("exact_duplicate", "near_duplicate", "duplicate_of_test", "near_duplicate_of_test")
@@ -70,13 +71,6 @@ def cut_fraction(gray: np.ndarray, flat_std: float = 1.5) -> float:
     )
 
 
-def dhash(gray: np.ndarray) -> int:
-    """64-bit difference hash: signs of horizontal gradients on a 9x8 thumbnail (robust to blur and gain)."""
-    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).flatten()
-    return int(np.packbits(bits).view(">u8")[0])
-
-
 def image_stats(gray: np.ndarray, cfg: QualityConfig) -> dict:
     """Raw measurements of one grayscale uint8 image (flags need the dataset's distribution on top)."""
     g = _shrink(gray, cfg.analysis_size)
@@ -96,19 +90,6 @@ def robust_z(x: np.ndarray, floor: float) -> np.ndarray:
     med = np.nanmedian(x)
     mad = 1.4826 * np.nanmedian(np.abs(x - med))
     return (x - med) / max(mad, floor)
-
-
-def hamming_pairs(hashes: np.ndarray, max_dist: int, block: int = 2048) -> list[tuple[int, int, int]]:
-    """(i, j, distance) for i < j with Hamming distance ≤ max_dist, computed in blocks to bound memory."""
-    h = hashes.astype(np.uint64)
-    out = []
-    for start in range(0, len(h), block):
-        d = np.bitwise_count(h[start : start + block, None] ^ h[None, :])
-        ii, jj = np.nonzero(d <= max_dist)
-        ii = ii + start
-        keep = ii < jj
-        out += [(int(i), int(j), int(d[i - start, j])) for i, j in zip(ii[keep], jj[keep])]
-    return out
 
 
 def _load_gray(path) -> np.ndarray | None:

@@ -73,11 +73,23 @@ def _pct(d: dict) -> str:
     return f"{100 * d['mean']:.1f} ± {100 * d['ci95']:.1f}"
 
 
+def leak_warning(leaks: dict[str, dict]) -> list[str]:
+    """Lines for the top of the report when any arm trains on near-duplicates of test images (else none)."""
+    leaked = {arm: c["near_duplicates_of_test"] for arm, c in leaks.items() if c.get("near_duplicates_of_test")}
+    if not leaked:
+        return []
+    which = ", ".join(f"{LABELS.get(a, a)}: {n}" for a, n in leaked.items())
+    return [f"> **Warning: the test split is leaked.** Train/val images that are near-duplicates of test images "
+            f"({which}) make these scores, and the contrast between arms, overstate what a model does on new "
+            "images. Fix the split first (`inspection data validate MANIFEST --regroup`).", ""]
+
+
 def render_markdown(report: dict) -> str:
     """A readable report: the table first, then what was done to the data and what changed."""
     arms = report["arms"]
     base = arms["baseline"]["accuracy"]["mean"] if "baseline" in arms else None
     lines = [f"# Data-centric vs model-centric — {report['dataset']}", "",
+             *leak_warning(report.get("leak_check") or {}),
              f"Gold test split: {report['n_test']} images, identical in every arm; {report['n_seeds']} seeds per arm. "
              "Mean ± 95% CI over seeds (t-interval; shown as a range where it reaches 0 or 100%).", "",
              "| arm | trained on | accuracy % | macro-F1 % | Δ acc vs baseline (pt) |", "|---|---|---|---|---|"]

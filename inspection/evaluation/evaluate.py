@@ -11,6 +11,7 @@ from pathlib import Path
 from inspection.core.errors import ManifestError
 from inspection.core.files import atomic_write_text
 from inspection.core.results import ResultRecord
+from inspection.data.leak_check import LeakCheck, warn_if_leaked
 from inspection.data.manifest import load_manifest
 from inspection.data.pixel_targets import SYNTHETIC_CLASS
 from inspection.evaluation.metrics import compute_metrics
@@ -47,8 +48,14 @@ def evaluate_model(
     out_dir: str | Path,
     device: str = "cpu",
     batch_size: int = 64,
+    leak: LeakCheck | None = None,
+    cache_dir: str | None = None,
 ) -> dict:
-    """Score `model` on one split of a manifest, reading files through the shared core preprocessing."""
+    """Score `model` on one split of a manifest, reading files through the shared core preprocessing.
+
+    `leak`: the train/val → test near-duplicate check when the caller ran it already (training does, once);
+    otherwise it runs here and warns when the test split is leaked. metrics.json records it as `leak_check`.
+    """
     manifest = load_manifest(manifest_path)
     if not same_classes(manifest.classes, model.class_names):
         raise ManifestError(f"{manifest_path}: classes {manifest.classes} differ from the model's {model.class_names}")
@@ -64,6 +71,8 @@ def evaluate_model(
                     " …" if len(unread) > 5 else "")
     metrics = compute_metrics(records, model.class_names, model.thresholds)
     metrics.update({"split": split, "manifest": str(manifest_path), "backbone": model.backbone})
+    leak = leak or warn_if_leaked(manifest, f"{manifest_path}", cache_dir=cache_dir)
+    metrics["leak_check"] = {**leak.record(), "examples": [list(e) for e in leak.examples]}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -74,6 +83,7 @@ def evaluate_model(
 
 
 def evaluate_checkpoint(checkpoint: str | Path, manifest_path: str | Path, split: str, out_dir: str | Path,
-                        device: str = "cpu", batch_size: int = 64) -> dict:
+                        device: str = "cpu", batch_size: int = 64, cache_dir: str | None = None) -> dict:
     """evaluate_model on a checkpoint file."""
-    return evaluate_model(load_checkpoint(checkpoint), manifest_path, split, out_dir, device, batch_size)
+    return evaluate_model(load_checkpoint(checkpoint), manifest_path, split, out_dir, device, batch_size,
+                          cache_dir=cache_dir)

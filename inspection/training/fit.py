@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from inspection.core.files import atomic_write_text
 from inspection.data.datamodule import DataConfig, DefectDataModule
+from inspection.data.leak_check import warn_if_leaked
 from inspection.data.manifest import manifest_hash
 from inspection.evaluation.evaluate import evaluate_model
 from inspection.evaluation.plots import plot_training_curves
@@ -121,9 +122,10 @@ def fit_classifier(
     ok = list(dm.manifest.ok_classes)
     thr = {"ok_classes": ok, **(thresholds or {})} if ok else (thresholds or {})
     mhash = manifest_hash(dm.manifest)
+    leak = warn_if_leaked(dm.manifest, data.manifest, cache_dir=data.cache_dir)  # before the work, not after
     dataset_info = {"name": dm.manifest.name, "manifest": str(Path(data.manifest).resolve()),
                     "manifest_hash": mhash, "version": dataset_version(dm.manifest.info, lineage or {}, mhash),
-                    **dm.manifest.info.get("dvc", {})}
+                    **dm.manifest.info.get("dvc", {}), "leak_check": leak.record()}
     config = _plain({"data": {**asdict(data), "spec": data.spec.to_dict()}, "model": asdict(model),
                      "optim": asdict(optim), "trainer": asdict(trainer)})
     hparams = {"model": config["model"], "optim": config["optim"], "max_epochs": trainer.max_epochs,
@@ -181,7 +183,7 @@ def fit_classifier(
     for split in evaluate_splits:
         if dm.split_size(split) == 0:
             continue
-        metrics = evaluate_model(loaded, data.manifest, split, out / f"eval_{split}", device=device)
+        metrics = evaluate_model(loaded, data.manifest, split, out / f"eval_{split}", device=device, leak=leak)
         setattr(result, f"{split}_metrics", metrics)
     headlines = {s: _headline(getattr(result, f"{s}_metrics")) for s in evaluate_splits}
     if any(headlines.values()):  # the checkpoint carries its own scores (the model card quotes them)

@@ -38,6 +38,9 @@ def test_report_has_every_arm_and_the_files(compare_run):
     md = (out / "report.md").read_text()
     assert "| data-centric (v2) |" in md and "relabel budget used" in md
     assert json.loads((out / "report.json").read_text())["n_test"] == report["n_test"]
+    # every arm's train/val checked against the gold test split: clean here, so no warning on top
+    assert set(report["leak_check"]) == set(report["arms"])
+    assert all(c["near_duplicates_of_test"] == 0 for c in report["leak_check"].values()) and "leaked" not in md
 
 
 def test_gold_test_split_identical_across_arms(compare_run):

@@ -139,6 +139,15 @@ def test_pill_every_defect_in_every_split(pill: Manifest) -> None:
     assert not missing
 
 
+def test_pill_lookalikes_are_told_apart(pill: Manifest) -> None:
+    """Good pills in one pose link on the coarse hash; the fine grid keeps only the one tablet shot twice (by eye)."""
+    from inspection.data.leak_check import leak_check
+
+    near = pill.info["near_duplicates"]
+    assert near["lookalike_images"] == 0 and near["clusters"] == [["test/pill_type/002.jpg", "test/pill_type/004.jpg"]]
+    assert leak_check(pill).near_duplicates_of_test == 0
+
+
 def test_pill_masks_copied(pill: Manifest) -> None:
     out = _out(pill)
     good = pill.rows["label"] == "good"

@@ -17,6 +17,7 @@ from inspection.core.errors import ImageDecodeError, ManifestError, listing
 from inspection.core.files import IMAGE_EXTENSIONS, is_image_name
 from inspection.core.image import decode_image
 from inspection.data.manifest import Manifest, validate, write_manifest
+from inspection.data.near_duplicates import NearDupConfig, find_clusters
 from inspection.data.splits import stratified_group_split
 
 Fractions = tuple[float, float, float]
@@ -24,12 +25,14 @@ Fractions = tuple[float, float, float]
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How every importer splits and stores: split seed and fractions, copy or reference, skip unreadable files."""
+    """How every importer splits and stores: split seed and fractions, copy or reference, skip unreadable files,
+    and which images count as near-duplicates that must share a split (None: byte-identical ones only)."""
 
     seed: int = 0
     fractions: Fractions = (0.6, 0.2, 0.2)
     copy: bool = True
     skip_bad: bool = False
+    near_dup: NearDupConfig | None = NearDupConfig()
 
 
 @dataclass
@@ -79,7 +82,7 @@ def _check_one(path: Path) -> tuple[str, str | None]:
 
 def build_manifest(images: Sequence[SourceImage], name: str, classes: list[str], src_root: Path, out_dir: Path,
                    options: ImportOptions, ok_classes: Iterable[str] = (), info: dict | None = None) -> Manifest:
-    """Check every image decodes, hash, split (grouped by content hash), copy, validate and write the manifest."""
+    """Check every image decodes, hash, split (grouped by near-duplicate cluster), copy, validate and write."""
     out_dir = Path(out_dir)
     seed, fractions, copy, skip_bad = options.seed, options.fractions, options.copy, options.skip_bad
     if not images:
@@ -100,7 +103,9 @@ def build_manifest(images: Sequence[SourceImage], name: str, classes: list[str],
     rows = (
         pd.DataFrame(records).fillna("").astype(str).sort_values("path", kind="stable").reset_index(drop=True)
     )
-    rows["split"] = stratified_group_split(rows["label"].tolist(), rows["sha256"].tolist(), fractions, seed)
+    src_of = {im.rel: im.src for im, _ in keep}
+    near = _near_duplicate_groups(rows, [src_of[p] for p in rows["path"]], options.near_dup)
+    rows["split"] = stratified_group_split(rows["label"].tolist(), near.pop("group"), fractions, seed)
 
     image_root = out_dir / "images" if copy else src_root.resolve()
     if copy:
@@ -112,12 +117,24 @@ def build_manifest(images: Sequence[SourceImage], name: str, classes: list[str],
     meta.update(info or {})
     dups = rows[rows["sha256"].duplicated(keep=False)].groupby("sha256", sort=True)["path"]
     meta["duplicates"] = [sorted(g) for _, g in dups]  # byte-identical files (kept together by the split)
+    meta["near_duplicates"] = near  # kept together by the split too (docs/datasets.md)
     meta["skipped"] = [{"path": im.rel, "reason": err} for im, err in sorted(bad, key=lambda b: b[0].rel)]
     manifest = Manifest(name, list(classes), rows, image_root, list(ok_classes), meta)
     csv = out_dir / "manifest.csv"
     validate(manifest, csv)  # before writing: a manifest on disk is always a valid one
     write_manifest(manifest, csv)
     return manifest
+
+
+def _near_duplicate_groups(rows: pd.DataFrame, paths: list[Path], cfg: NearDupConfig | None) -> dict:
+    """Split group per row (the sha256 of its cluster's first row) and what dataset.json says about the clusters."""
+    sha = rows["sha256"].tolist()
+    if cfg is None:
+        return {"group": sha, "max_distance": None}
+    c = find_clusters(paths, sha, cfg)
+    groups = [sorted(rows["path"].iloc[g]) for g in c.groups() if len(set(rows["sha256"].iloc[g])) > 1]
+    return {"group": [sha[i] for i in c.label], "max_distance": cfg.max_distance, "clusters": groups,
+            "lookalike_images": c.lookalike}
 
 
 def is_within(p: Path, root: Path) -> bool:

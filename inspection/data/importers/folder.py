@@ -18,6 +18,7 @@ from inspection.data.importers.common import (
     list_images,
 )
 from inspection.data.manifest import LABELER_PREFIX, Manifest
+from inspection.data.near_duplicates import NearDupConfig
 
 
 def import_folder(
@@ -29,6 +30,7 @@ def import_folder(
     labels_csv: Path | None = None,
     fractions: Fractions = (0.6, 0.2, 0.2),
     skip_bad: bool = False,
+    near_dup: NearDupConfig | None = NearDupConfig(),
 ) -> Manifest:
     """Import src/<class>/**/<image> into out_dir (manifest.csv, dataset.json, images/ when copying)."""
     src = check_source(src, out_dir, copy)
@@ -49,7 +51,7 @@ def import_folder(
     if labels_csv is not None:
         _attach_labelers(images, Path(labels_csv), classes)
     return build_manifest(
-        images, src.resolve().name, classes, src, out_dir, ImportOptions(seed, fractions, copy, skip_bad),
+        images, src.resolve().name, classes, src, out_dir, ImportOptions(seed, fractions, copy, skip_bad, near_dup),
         ok_classes=ok_classes, info={"importer": "folder", "labels_csv": str(labels_csv) if labels_csv else ""},
     )
 

@@ -15,6 +15,7 @@ from inspection.data.importers.common import (
     list_images,
 )
 from inspection.data.manifest import Manifest, write_manifest
+from inspection.data.near_duplicates import NearDupConfig
 
 OK_CLASS = "good"
 DEFECT_CLASS = "defect"  # the one NG class of a binary import
@@ -28,6 +29,7 @@ def import_mvtec(
     fractions: Fractions = (0.6, 0.2, 0.2),
     skip_bad: bool = False,
     binary: bool = False,
+    near_dup: NearDupConfig | None = NearDupConfig(),
 ) -> Manifest:
     """Pool train/good and test/* and re-split by class, so every defect type appears in train, val and test.
 
@@ -68,7 +70,7 @@ def import_mvtec(
     name = src.resolve().name
     manifest = build_manifest(
         images, name if name.startswith("mvtec") else f"mvtec-{name}", [OK_CLASS, *defects], src, out_dir,
-        ImportOptions(seed, fractions, copy, skip_bad), ok_classes=[OK_CLASS],
+        ImportOptions(seed, fractions, copy, skip_bad, near_dup), ok_classes=[OK_CLASS],
         info={"importer": "mvtec", "missing_masks": missing_masks},
     )
     for path in manifest.rows["path"]:  # only for images kept (skip_bad may drop some)

@@ -17,6 +17,7 @@ from inspection.data.importers.common import (
     list_images,
 )
 from inspection.data.manifest import Manifest
+from inspection.data.near_duplicates import NearDupConfig
 
 NEU_CLASSES = ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]
 # The class is everything before the last "_<n>": "rolled-in_scale_12" → "rolled-in_scale".
@@ -65,8 +66,9 @@ def import_neu(
     fractions: Fractions = (0.6, 0.2, 0.2),
     copy: bool = True,
     skip_bad: bool = False,
+    near_dup: NearDupConfig | None = NearDupConfig(),
 ) -> Manifest:
-    """Import NEU-DET into out_dir; boxes become meta columns and byte-identical images share a split."""
+    """Import NEU-DET into out_dir; boxes become meta columns; byte-identical and near-duplicate images share a split."""
     src = check_source(src, out_dir, copy)
     img_dir, ann_dir = src / "IMAGES", src / "ANNOTATIONS"
     if not img_dir.is_dir():
@@ -87,7 +89,7 @@ def import_neu(
         )
     multi = sum(im.columns["meta_multi_defect"] == "1" for im in images)
     return build_manifest(
-        images, "neu-det", NEU_CLASSES, img_dir, out_dir, ImportOptions(seed, fractions, copy, skip_bad),
+        images, "neu-det", NEU_CLASSES, img_dir, out_dir, ImportOptions(seed, fractions, copy, skip_bad, near_dup),
         info={
             "importer": "neu",
             "multi_defect_images": multi,
