@@ -32,16 +32,13 @@ def inspect_command(open_engine: Callable[[], Inspector], sources: Sequence[str]
         if not quiet:
             print(f"model: {inspector.describe()}", file=sys.stderr)
         summary = run_inspection(inspector, list(sources), out, batch_size=batch_size, workers=workers,
-                                 top_k=top_k, resume=resume, overwrite=overwrite, progress=Progress(enabled=not quiet))
+                                 top_k=top_k, resume=resume, overwrite=overwrite, progress=Progress(enabled=not quiet),
+                                 report=report)
     except KeyboardInterrupt:  # rows are flushed per batch: nothing done is lost
         print(f"\ninterrupted: the rows written so far are in {out}; rerun with --resume to finish", file=sys.stderr)
         return 130
     finally:
         inspector.close()  # the torch engine's reader processes end with the run
-    if report:
-        from inspection.edge.report_html import write_report
-
-        write_report(report, summary, model_info=inspector.describe())
     print(summary.to_text() + (f"\nreport: {report}" if report else ""), file=sys.stderr)
     return fail_exit_code(summary, fail_on)
 
