@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from inspection.core.errors import ImageDecodeError
+from inspection.core.listing import special_file_kind
 
 # Decompression-bomb guard: refuse images whose header claims more pixels than this (≈ 16k x 16k).
 MAX_PIXELS = 16384 * 16384
@@ -190,7 +191,7 @@ def read_encoded(path: str | os.PathLike) -> bytes:
         if stat.S_ISDIR(st.st_mode):
             raise ImageDecodeError(_shown(path), "is a directory, not an image")
         if not stat.S_ISREG(st.st_mode):
-            raise ImageDecodeError(_shown(path), "not a regular file (a FIFO, socket or device); not read")
+            raise ImageDecodeError(_shown(path), f"not a regular file ({special_file_kind(st.st_mode)}); not read")
         if st.st_size > MAX_FILE_BYTES:
             raise ImageDecodeError(_shown(path), f"file too large ({st.st_size} bytes > {MAX_FILE_BYTES})")
         size = st.st_size

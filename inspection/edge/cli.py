@@ -11,7 +11,7 @@ from inspection.edge.engine import Inspector
 from inspection.edge.inspector import DEFAULT_BATCH_SIZE, OnnxInspector
 from inspection.edge.logs import configure_logging
 from inspection.edge.providers import DEVICES
-from inspection.edge.runner import Progress, fail_exit_code, parse_fail_on, run_inspection
+from inspection.edge.runner import Progress, RunSummary, fail_exit_code, parse_fail_on, run_inspection
 from inspection.edge.sources import check_sources
 from inspection.edge.writers import output_format
 
@@ -33,7 +33,7 @@ def inspect_command(open_engine: Callable[[], Inspector], sources: Sequence[str]
             print(f"model: {inspector.describe()}", file=sys.stderr)
         summary = run_inspection(inspector, list(sources), out, batch_size=batch_size, workers=workers,
                                  top_k=top_k, resume=resume, overwrite=overwrite, progress=Progress(enabled=not quiet),
-                                 report=report)
+                                 finish=_report_writer(report, inspector), also_lock=report)
     except KeyboardInterrupt:  # rows are flushed per batch: nothing done is lost
         print(f"\ninterrupted: the rows written so far are in {out}; rerun with --resume to finish", file=sys.stderr)
         return 130
@@ -41,6 +41,15 @@ def inspect_command(open_engine: Callable[[], Inspector], sources: Sequence[str]
         inspector.close()  # the torch engine's reader processes end with the run
     print(summary.to_text() + (f"\nreport: {report}" if report else ""), file=sys.stderr)
     return fail_exit_code(summary, fail_on)
+
+
+def _report_writer(report: str | None, inspector: Inspector) -> Callable[[RunSummary], None] | None:
+    """Writes the HTML report at the end of the run, inside its lock and before the done marker."""
+    if not report:
+        return None
+    from inspection.edge.report_html import write_report  # cv2 thumbnails: only when asked
+
+    return lambda summary: write_report(report, summary, model_info=inspector.describe())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -173,11 +173,12 @@ def _resume_state(out: Path, summary: RunSummary) -> set[str]:
 
 def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathLike, batch_size: int | None = None,
                    workers: int | None = None, top_k: int = 3, resume: bool = False, overwrite: bool = False,
-                   progress: Progress | None = None, report: str | os.PathLike | None = None) -> RunSummary:
+                   progress: Progress | None = None, finish: Callable[[RunSummary], None] | None = None,
+                   also_lock: str | os.PathLike | None = None) -> RunSummary:
     """Inspect every image in `sources`, appending rows to `out`; everything is validated before the first image.
 
-    The run holds a lock on `out` (and `report`) throughout; `<out>.done.json` is removed first and written last,
-    after the report, so only a finished run has it."""
+    The run holds a lock on `out` (and `also_lock`, e.g. the report) throughout; `<out>.done.json` is removed first
+    and written last, after `finish` (e.g. writing the report), so only a finished run has it."""
     out = Path(out)
     fmt = output_format(out)
     summary = RunSummary(str(out), inspector.model_hash, inspector.runs_on(),
@@ -192,24 +193,17 @@ def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathL
     if top_k < 1:
         raise InspectionError(f"--top-k must be >= 1, got {top_k}")
     try:
-        with output_lock(out), (output_lock(report) if report else _no_lock()):
+        with output_lock(out), (output_lock(also_lock) if also_lock else contextlib.nullcontext()):
             done_marker(out).unlink(missing_ok=True)
             _run_locked(inspector, paths, out, fmt, summary, batch_size, workers, top_k, resume, progress)
-            if report:
-                from inspection.edge.report_html import write_report  # cv2 thumbnails: only when asked
-
-                write_report(report, summary, model_info=inspector.describe())
+            if finish is not None:
+                finish(summary)
             atomic_write_text(done_marker(out), json.dumps({"finished": True, **summary.to_dict()}, indent=2) + "\n")
     except InspectionError:
         raise
     except OSError as e:  # a folder where the output should go, a read-only disk: the run never started
         raise InspectionError(f"{out}: cannot write the results ({e.strerror or e})") from None
     return summary
-
-
-@contextlib.contextmanager
-def _no_lock():
-    yield
 
 
 def _run_locked(inspector: Inspector, paths: Iterable[str], out: Path, fmt: str, summary: RunSummary,
