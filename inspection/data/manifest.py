@@ -84,7 +84,7 @@ def validate(manifest: Manifest, csv: Path, check_files: bool = True) -> None:
     normal = rows["path"].astype(str).map(posixpath.normpath)
     dup = rows[normal.duplicated(keep=False)]
     if len(dup):
-        raise _fail(csv, "duplicate paths (the same file, spelled alike after normalisation)", dup)
+        raise _fail(csv, "duplicate paths", dup)
     root = manifest.image_root.resolve()
     escaping = rows[[not _inside(root, root / p) for p in rows["path"].astype(str)]]
     if len(escaping):
@@ -108,8 +108,9 @@ def validate(manifest: Manifest, csv: Path, check_files: bool = True) -> None:
         problems = [_file_problem(root / p) for p in rows["path"].astype(str)]
         missing = rows[[pr is not None for pr in problems]]
         if len(missing):
-            kinds = sorted({pr for pr in problems if pr})
-            raise _fail(csv, f"image files not found or not readable ({'; '.join(kinds)})", missing)
+            other = sorted({pr for pr in problems if pr and pr != "not found"})
+            raise _fail(csv, "image files not found" + (f" or unusable ({'; '.join(other)})" if other else ""),
+                        missing)
 
 
 def _file_problem(p: Path) -> str | None:
