@@ -122,13 +122,13 @@ def check_encoded(data: bytes, path: str = "<bytes>") -> str:
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageDecodeError(path, "not an image (unknown file signature)")
+    if fmt == "jpeg" and _jpeg_is_truncated(data):
+        raise ImageDecodeError(path, "truncated JPEG (no end-of-image marker)")
     size = _header_size(data, fmt)
     if size is None:  # every format the decoder is given has its size checked: no size, no decode
         raise ImageDecodeError(path, f"corrupt {fmt} header (image size not found)")
     if size[0] * size[1] > MAX_PIXELS:
         raise ImageDecodeError(path, f"image too large ({size[0]}x{size[1]} pixels > {MAX_PIXELS}); refusing to decode")
-    if fmt == "jpeg" and _jpeg_is_truncated(data):
-        raise ImageDecodeError(path, "truncated JPEG (no end-of-image marker)")
     return fmt
 
 
