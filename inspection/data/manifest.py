@@ -132,6 +132,21 @@ def _inside(root: Path, p: Path) -> bool:
         return rel != ".." and not rel.startswith("../")
 
 
+def read_csv_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV as a table of strings (empty cells stay ""), every row checked to have the header's field count:
+    pandas would take an extra field as the row index and shift every column. ManifestError names the rows."""
+    path = Path(path)
+    try:
+        _check_row_widths(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except ManifestError:
+        raise
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except Exception as e:  # pandas raises many types for a broken CSV
+        raise ManifestError(f"{path}: cannot parse CSV ({e})") from None
+
+
 def _check_row_widths(csv_path: Path) -> None:
     """Every row has the header's number of fields: pandas would silently take an extra field as the row index."""
     with open(csv_path, encoding="utf-8", newline="") as f:
@@ -155,15 +170,7 @@ def load_manifest(csv_path: str | os.PathLike, check_files: bool = True) -> Mani
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise ManifestError(f"{meta_path}: not valid JSON ({e})") from None
-    try:
-        _check_row_widths(csv)
-        rows = pd.read_csv(csv, dtype=str, keep_default_na=False, index_col=False)
-    except ManifestError:
-        raise
-    except UnicodeDecodeError as e:
-        raise ManifestError(f"{csv}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except Exception as e:  # pandas raises many types for a broken CSV
-        raise ManifestError(f"{csv}: cannot parse CSV ({e})") from None
+    rows = read_csv_table(csv)
     image_root = Path(meta.get("image_root", "."))
     if not image_root.is_absolute():
         image_root = csv.parent / image_root
