@@ -56,7 +56,7 @@ def load_eval_images(data: str | os.PathLike, class_names: list[str], split: str
     """A manifest.csv (rows of `split`) or a folder (labels from class folders or `<class>_<n>` file names)."""
     d = Path(data)
     if d.is_dir():
-        paths = list(walk_images(d))
+        paths = list(walk_images(d, lambda skipped: log.warning("%s", skipped)))
         if not paths:
             raise InspectionError(f"{d}: no images found")
         paths = _spread(paths, limit)

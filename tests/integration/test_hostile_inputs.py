@@ -233,3 +233,24 @@ def test_done_marker_is_written_last_and_removed_by_a_new_run(model, tmp_path):
     os.mkfifo(imgs / "late.png")
     assert _inspect(model, imgs, "--out", out, "--overwrite") == 0
     assert json.loads(marker.read_text())["n_skipped"] == 1
+
+
+@pytest.mark.timeout(60, method="thread")  # the old importer blocked forever in a reader thread
+def test_data_import_lists_folders_like_inspect(tmp_path, caplog):
+    """`data import` shares the listing: a FIFO is a named warning, not a hang; a name that cannot go into a UTF-8
+    manifest is a named bad file (left out with skip_bad), not a UnicodeEncodeError."""
+    from inspection.core.errors import ManifestError
+    from inspection.data.importers.folder import import_folder
+
+    src = tmp_path / "src"
+    write_images(src / "good", 3)
+    write_images(src / "scratch", 3)
+    os.mkfifo(src / "good" / "x.png")
+    (src / "scratch" / LATIN1).write_bytes((src / "scratch" / "img000.png").read_bytes())
+    with pytest.raises(ManifestError, match="file name is not valid UTF-8"):
+        import_folder(src, tmp_path / "out_strict")
+    with caplog.at_level("WARNING", logger="inspection"):
+        m = import_folder(src, tmp_path / "out", skip_bad=True)
+    assert len(m.rows) == 6 and "x.png" not in " ".join(m.rows["path"])
+    assert f"{src / 'good' / 'x.png'}: a FIFO, not an image file; skipped" in caplog.text
+    assert [s["reason"] for s in m.info["skipped"]] == ["file name is not valid UTF-8 (rename the file)"]
