@@ -47,13 +47,15 @@ class OutputWriteError(InspectionError):
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNUSUAL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")  # control characters or undecodable name bytes
 _FORMULA_START = ("=", "+", "-", "@", "'")  # a leading ' is escaped too, so neutralising stays one-to-one
 
 
 def csv_cell(text: str) -> str:
     """A text value as written to CSV: undecodable name bytes and control characters (\\r, \\n, tab) as \\xNN
     escapes (a cell never spans lines), and a leading =, +, -, @ or ' prefixed with ' (not read as a formula)."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(text))
+    if _UNUSUAL.search(text):  # the common name costs one regex scan
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(text))
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
