@@ -47,7 +47,8 @@ def walk_images(folder: str | os.PathLike, on_skip: OnSkip | None = None) -> Ite
 def read_path_list(list_file: str | os.PathLike) -> Iterator[str]:
     """Paths from a text file, one per line (blank lines and '#' comments skipped); relative to the list's folder."""
     base = Path(list_file).parent
-    with open(list_file, encoding="utf-8") as f:
+    # surrogateescape: a line naming a non-UTF-8 file maps to that file, as os.listdir would name it
+    with open(list_file, encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             s = line.strip()
             if not s or s.startswith("#"):

@@ -65,6 +65,10 @@ def test_non_utf8_name_gets_a_row_and_resume_finishes(model, tmp_path, capsys):
     out_jsonl.read_bytes().decode("utf-8")  # still valid UTF-8
     assert _inspect(model, imgs, "--out", out_jsonl, "--resume") == 0
     assert len(list(read_rows(out_jsonl))) == 5
+    listed = tmp_path / "list.txt"  # a path list naming it in its own bytes
+    listed.write_bytes(os.fsencode(imgs / LATIN1) + b"\n")
+    assert _inspect(model, listed, "--out", tmp_path / "listed.csv") == 0
+    assert [r["verdict"] for r in _csv_rows(tmp_path / "listed.csv")] == ["OK"]
 
 
 def test_fifo_never_blocks_the_run(model, tmp_path):
