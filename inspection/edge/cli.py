@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Inspect images with an exported model (ONNX Runtime only).")
     p.add_argument("model", help="model.onnx written by `inspection export`")
     p.add_argument("sources", nargs="+", help="image files, folders (recursive), globs, or .txt lists of paths")
-    p.add_argument("--out", required=True, help="results.csv or results.jsonl")
+    p.add_argument("--out", required=True,
+                   help="results.csv or results.jsonl (locked while the run works; <out>.done.json when finished)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--require-gpu", action="store_true", help="fail instead of warning when no GPU provider loads")
     p.add_argument("--batch-size", type=int, default=None, help=f"images per batch (default {DEFAULT_BATCH_SIZE})")
