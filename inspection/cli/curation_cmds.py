@@ -87,16 +87,15 @@ def relabel_cmd(
     probs: Path | None = typer.Option(None, help="oof_probs.npy from the audit (cleanlab consensus)."),
 ) -> None:
     """Collect extra labels for the queued images only and form consensus; ties are reported as ambiguous."""
-    import pandas as pd
 
     from inspection.curation.relabel import load_extra_labels, relabel
-    from inspection.data.manifest import load_manifest
+    from inspection.data.manifest import load_manifest, read_csv_table
 
     cfg = compose_group("curation", ctx.args + ([f"relabel.method={method}"] if method else []))["relabel"]
     m = load_manifest(manifest)
     if not queue.is_file():
         raise InspectionError(f"{queue}: review queue not found (run `inspection audit` first)")
-    q = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    q = read_csv_table(queue)
     res = relabel(m, q, load_extra_labels(labels, m), out, cfg["method"], np.load(probs) if probs else None)
     s = res.summary
     typer.echo(f"{s['queued']} queued: {s['agreed']} agreed ({s['label_changed']} changed), {s['ambiguous']} "
@@ -114,10 +113,9 @@ def curate_cmd(
     priority: str | None = typer.Option(None, help="Rule for ambiguous images: comma-separated class priority."),
 ) -> None:
     """Apply consensus, the clarified rule and removals → a new version (test split untouched) + changelog."""
-    import pandas as pd
 
     from inspection.curation.curate import CurationConfig, curate
-    from inspection.data.manifest import load_manifest
+    from inspection.data.manifest import load_manifest, read_csv_table
 
     extra = [f"curate.ambiguous_priority=[{priority}]"] if priority else []
     cfg = to_dataclass(CurationConfig, compose_group("curation", ctx.args + extra)["curate"], "curate.")
@@ -125,7 +123,7 @@ def curate_cmd(
     for p in (consensus, quality, issues):
         if p is not None and not p.is_file():
             raise InspectionError(f"{p}: not found")
-        tables.append(pd.read_csv(p, dtype=str, keep_default_na=False) if p is not None else None)
+        tables.append(read_csv_table(p) if p is not None else None)
     sources = {k: str(p) for k, p in (("consensus", consensus), ("quality", quality), ("issues", issues)) if p}
     res = curate(load_manifest(manifest), tables[0], cfg, out, tables[1], tables[2], sources)
     s = res.summary

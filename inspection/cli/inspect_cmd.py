@@ -92,7 +92,8 @@ def check_options(engine: str, o: EngineOptions) -> None:
 def inspect_cmd(
     model: Path = typer.Argument(..., help="model.onnx written by `inspection export`."),
     sources: list[str] = typer.Argument(..., help="Image files, folders (recursive), globs or .txt path lists."),
-    out: Path = typer.Option(..., "--out", help="results.csv or results.jsonl (one row per image)."),
+    out: Path = typer.Option(..., "--out", help="results.csv or results.jsonl (one row per image); locked while the run "
+                                                "works, <out>.done.json written when it has finished."),
     device: Device = typer.Option(Device.auto, "--device", help="ONNX Runtime execution provider."),
     require_gpu: bool = typer.Option(False, "--require-gpu", help="Fail if no GPU provider loads."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1,

@@ -1,11 +1,15 @@
-"""File helpers shared by every layer: which names are images, content hashes and atomic writes."""
+"""File helpers shared by every layer: which names are images, content hashes, atomic writes, output locks."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from inspection.core.errors import InspectionError
 
 # Every reader of image folders (import, inspect, audit) lists these, so they agree on what an image is.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -56,3 +60,55 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """atomic_write_bytes for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def printable(name: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 (kept by Python as surrogates) shown as \\xNN."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+class OutputLockedError(InspectionError):
+    """Another run holds the lock on this output."""
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` for the block: a second run on the same output fails at once with
+    OutputLockedError instead of interleaving its rows. The lock file is removed on exit; the inode check makes a
+    run that opened a file being removed retry on the new one. No-op where fcntl does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    lock = Path(f"{os.fspath(path)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise OutputLockedError(f"{path}: locked by another run (pid {holder}, lock file {lock}); wait for it "
+                                    "to finish or write to another file") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file between our open and our lock: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        finally:
+            os.close(fd)

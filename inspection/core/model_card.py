@@ -7,7 +7,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from inspection.core.errors import ModelCardError
+from inspection.core.card_checks import (
+    card_field_problems,
+    class_name_problems,
+    decision_config,
+    preprocess_problems,
+    threshold_problems,
+)
+from inspection.core.errors import ModelCardError, listing
 from inspection.core.files import atomic_write_text
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
@@ -69,21 +76,18 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "<dict>") -> ModelCard:
-        try:
-            names = d["class_names"]
-            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-                raise ModelCardError(f"{source}: class_names must be a non-empty list of strings")
-            if len(set(names)) != len(names):
-                raise ModelCardError(f"{source}: class_names has duplicates: {names}")
-            spec = PreprocessSpec.from_dict(d["preprocess"])
-            thr = Thresholds.from_dict(d.get("thresholds", {}))
-        except KeyError as e:
-            raise ModelCardError(f"{source}: model metadata is missing key {e.args[0]!r}") from None
-        except (TypeError, ValueError) as e:
-            raise ModelCardError(f"{source}: malformed model metadata: {e}") from None
-        unknown = [c for c in thr.ok_classes if c not in names]
-        if unknown:
-            raise ModelCardError(f"{source}: thresholds name ok_classes {unknown} that are not model classes")
+        """Validate every field (types and ranges) and build the card; ModelCardError lists all problems."""
+        missing = [k for k in ("class_names", "preprocess") if k not in d]
+        if missing:
+            raise ModelCardError(f"{source}: model metadata is missing key {missing[0]!r}")
+        names = d["class_names"]
+        problems = class_name_problems(names)
+        problems += threshold_problems(d.get("thresholds", {}), None if problems else names)
+        problems += preprocess_problems(d["preprocess"])
+        problems += card_field_problems(d, CARD_VERSION)
+        if problems:
+            raise ModelCardError(f"{source}: malformed model card:" + listing(problems))
+        spec, thr = decision_config(d["preprocess"], d.get("thresholds", {}), names)
         return cls(
             class_names=list(names),
             preprocess=spec,
@@ -94,7 +98,7 @@ class ModelCard:
             dataset=dict(d.get("dataset", {})),
             lineage=dict(d.get("lineage", {})),
             metrics=dict(d.get("metrics", {})),
-            card_version=int(d.get("card_version", CARD_VERSION)),
+            card_version=d.get("card_version", CARD_VERSION),
             defect_map=check_defect_map(d.get("defect_map", {}), source),
         )
 

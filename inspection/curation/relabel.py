@@ -18,7 +18,7 @@ from inspection.core.errors import ManifestError
 from inspection.core.files import atomic_write_text
 from inspection.curation.consensus import REJECT, consensus
 from inspection.curation.label_issues import trainval_rows
-from inspection.data.manifest import LABELER_PREFIX, Manifest
+from inspection.data.manifest import LABELER_PREFIX, Manifest, read_csv_table
 
 REJECT_ALIASES = {REJECT, "reject", "unusable", "_unusable"}
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with a short hash
@@ -60,7 +60,7 @@ def read_labels_csv(csv: str | Path, manifest: Manifest) -> pd.DataFrame:
     p = Path(csv)
     if not p.is_file():
         raise ManifestError(f"{p}: labels CSV not found")
-    table = pd.read_csv(p, dtype=str, keep_default_na=False)
+    table = read_csv_table(p)
     table.columns = [str(c).strip() for c in table.columns]
     if "path" not in table.columns:
         raise ManifestError(f"{p}: needs a 'path' column, got {list(table.columns)}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from inspection.core.errors import ManifestError
+from inspection.core.errors import ManifestError, listing
 from inspection.core.files import atomic_write_text
 
 REQUIRED_COLUMNS = ("path", "label", "split", "sha256")
@@ -77,7 +79,10 @@ def validate(manifest: Manifest, csv: Path, check_files: bool = True) -> None:
     empty_path = rows[rows["path"].astype(str).str.strip() == ""]
     if len(empty_path):
         raise _fail(csv, "empty path", empty_path)
-    dup = rows[rows["path"].duplicated(keep=False)]
+    # One image under two spellings (./a/b.png, a//b.png, a/x/../b.png) is one image: a duplicate, and across
+    # splits a leak. Compared in normal form; the rows keep their spelling.
+    normal = rows["path"].astype(str).map(posixpath.normpath)
+    dup = rows[normal.duplicated(keep=False)]
     if len(dup):
         raise _fail(csv, "duplicate paths", dup)
     root = manifest.image_root.resolve()
@@ -100,9 +105,20 @@ def validate(manifest: Manifest, csv: Path, check_files: bool = True) -> None:
     if empty:
         raise _fail(csv, f"classes with no images: {empty}")
     if check_files:
-        missing = rows[[not (root / p).is_file() for p in rows["path"].astype(str)]]
+        problems = [_file_problem(root / p) for p in rows["path"].astype(str)]
+        missing = rows[[pr is not None for pr in problems]]
         if len(missing):
-            raise _fail(csv, "image files not found", missing)
+            other = sorted({pr for pr in problems if pr and pr != "not found"})
+            raise _fail(csv, "image files not found" + (f" or unusable ({'; '.join(other)})" if other else ""),
+                        missing)
+
+
+def _file_problem(p: Path) -> str | None:
+    """None for a regular file; else why not ("not found", "File name too long", ...)."""
+    try:
+        return None if p.is_file() else "not found"
+    except OSError as e:  # ENAMETOOLONG and the like are raised, not answered with False
+        return e.strerror or type(e).__name__
 
 
 def _inside(root: Path, p: Path) -> bool:
@@ -111,6 +127,35 @@ def _inside(root: Path, p: Path) -> bool:
         return True
     except ValueError:
         return False
+    except OSError:  # too long to resolve: judged on its spelling (checked again when the file is looked up)
+        rel = posixpath.normpath(os.path.relpath(p, root))
+        return rel != ".." and not rel.startswith("../")
+
+
+def read_csv_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV as a table of strings (empty cells stay ""), every row checked to have the header's field count:
+    pandas would take an extra field as the row index and shift every column. ManifestError names the rows."""
+    path = Path(path)
+    try:
+        _check_row_widths(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except ManifestError:
+        raise
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except Exception as e:  # pandas raises many types for a broken CSV
+        raise ManifestError(f"{path}: cannot parse CSV ({e})") from None
+
+
+def _check_row_widths(csv_path: Path) -> None:
+    """Every row has the header's number of fields: pandas would silently take an extra field as the row index."""
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        bad = [f"row {reader.line_num} has {len(r)} fields" for r in reader if r and len(r) != len(header)]
+    if bad:
+        raise ManifestError(f"{csv_path}: rows with a field count other than the header's {len(header)} "
+                            f"({', '.join(header)}):" + listing(bad))
 
 
 def load_manifest(csv_path: str | os.PathLike, check_files: bool = True) -> Manifest:
@@ -125,10 +170,7 @@ def load_manifest(csv_path: str | os.PathLike, check_files: bool = True) -> Mani
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise ManifestError(f"{meta_path}: not valid JSON ({e})") from None
-    try:
-        rows = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except Exception as e:  # pandas raises many types for a broken CSV
-        raise ManifestError(f"{csv}: cannot parse CSV ({e})") from None
+    rows = read_csv_table(csv)
     image_root = Path(meta.get("image_root", "."))
     if not image_root.is_absolute():
         image_root = csv.parent / image_root

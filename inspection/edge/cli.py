@@ -12,7 +12,7 @@ from inspection.edge.engine import Inspector
 from inspection.edge.inspector import DEFAULT_BATCH_SIZE, OnnxInspector
 from inspection.edge.logs import configure_logging
 from inspection.edge.providers import DEVICES
-from inspection.edge.runner import Progress, fail_exit_code, parse_fail_on, run_inspection
+from inspection.edge.runner import Progress, RunSummary, fail_exit_code, parse_fail_on, run_inspection
 from inspection.edge.sources import check_sources
 from inspection.edge.writers import output_format
 
@@ -33,18 +33,24 @@ def inspect_command(open_engine: Callable[[], Inspector], sources: Sequence[str]
         if not quiet:
             print(f"model: {inspector.describe()}", file=sys.stderr)
         summary = run_inspection(inspector, list(sources), out, batch_size=batch_size, workers=workers,
-                                 top_k=top_k, resume=resume, overwrite=overwrite, progress=Progress(enabled=not quiet))
+                                 top_k=top_k, resume=resume, overwrite=overwrite, progress=Progress(enabled=not quiet),
+                                 finish=_report_writer(report, inspector), also_lock=report)
     except KeyboardInterrupt:  # rows are flushed per batch: nothing done is lost
         print(f"\ninterrupted: the rows written so far are in {out}; rerun with --resume to finish", file=sys.stderr)
         return 130
     finally:
         inspector.close()  # the torch engine's reader processes end with the run
-    if report:
-        from inspection.edge.report_html import write_report
-
-        write_report(report, summary, model_info=inspector.describe())
     print(summary.to_text() + (f"\nreport: {report}" if report else ""), file=sys.stderr)
     return fail_exit_code(summary, fail_on)
+
+
+def _report_writer(report: str | None, inspector: Inspector) -> Callable[[RunSummary], None] | None:
+    """Writes the HTML report at the end of the run, inside its lock and before the done marker."""
+    if not report:
+        return None
+    from inspection.edge.report_html import write_report  # cv2 thumbnails: only when asked
+
+    return lambda summary: write_report(report, summary, model_info=inspector.describe())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "`python -m inspection.edge serve MODEL.onnx --help`: the HTTP service.")
     p.add_argument("model", help="model.onnx written by `inspection export`")
     p.add_argument("sources", nargs="+", help="image files, folders (recursive), globs, or .txt lists of paths")
-    p.add_argument("--out", required=True, help="results.csv or results.jsonl")
+    p.add_argument("--out", required=True,
+                   help="results.csv or results.jsonl (locked while the run works; <out>.done.json when finished)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--require-gpu", action="store_true", help="fail instead of warning when no GPU provider loads")
     p.add_argument("--batch-size", type=int, default=None, help=f"images per batch (default {DEFAULT_BATCH_SIZE})")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import logging
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -16,13 +19,22 @@ import numpy as np
 
 from inspection.core.defect_map import summarize_map
 from inspection.core.errors import InspectionError
+from inspection.core.files import atomic_write_text, output_lock, printable
+from inspection.core.listing import Skipped
 from inspection.core.results import ImageResult
 from inspection.edge.engine import Inspector
 from inspection.edge.sources import expand_sources
-from inspection.edge.writers import DEFECT_COLUMNS, ResultWriter, output_format, read_rows
+from inspection.edge.writers import DEFECT_COLUMNS, ResultWriter, output_format, read_rows, row_key
 
 FAIL_ON = ("ng", "review", "error")
 MAX_THUMBNAILS = 120  # the report shows at most this many NG/REVIEW images: memory stays bounded
+MAX_SKIPPED_KEPT = 1000  # skipped entries listed in the summary sidecar (all are counted and warned about)
+log = logging.getLogger("inspection.edge")
+
+
+def done_marker(out: str | os.PathLike) -> Path:
+    """`<out>.done.json`: the run's summary, written last; a results file without it is unfinished."""
+    return Path(f"{os.fspath(out)}.done.json")
 
 
 def to_row(r: ImageResult, class_names: list[str], top_k: int, model_hash: str,
@@ -67,6 +79,8 @@ class RunSummary:
     flagged: list[dict] = field(default_factory=list)  # NG/REVIEW rows for report thumbnails (capped)
     n_flagged: int = 0
     defect_threshold: float | None = None  # the card's pixel threshold for map models: rows and report use it
+    n_skipped: int = 0  # entries the listing met but did not inspect (special files, unlistable folders)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def n_total(self) -> int:
@@ -105,13 +119,22 @@ class RunSummary:
             "classes: " + (", ".join(f"{c} {n}" for c, n in sorted(self.classes.items())) or "-"),
             f"results: {self.output}  (model {self.model_hash})",
         ]
+        if self.n_skipped:
+            lines.insert(2, f"skipped {self.n_skipped} entries that are not image files (warnings above)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"output": self.output, "model_hash": self.model_hash, "device": self.device, "n_total": self.n_total,
                 "n_new": self.n_new, "n_resumed": self.n_resumed, "verdicts": dict(self.verdicts),
                 "classes": dict(self.classes), "errors": self.errors, "elapsed_s": round(self.elapsed_s, 3),
-                "images_per_s": round(self.images_per_s, 2)}
+                "images_per_s": round(self.images_per_s, 2), "n_skipped": self.n_skipped, "skipped": self.skipped}
+
+    def skip(self, entry: Skipped) -> None:
+        """Count and warn about an entry the listing did not return."""
+        self.n_skipped += 1
+        if len(self.skipped) < MAX_SKIPPED_KEPT:
+            self.skipped.append(printable(str(entry)))
+        log.warning("%s", printable(str(entry)))
 
 
 class Progress:
@@ -150,11 +173,17 @@ def _resume_state(out: Path, summary: RunSummary) -> set[str]:
 
 def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathLike, batch_size: int | None = None,
                    workers: int | None = None, top_k: int = 3, resume: bool = False, overwrite: bool = False,
-                   progress: Progress | None = None) -> RunSummary:
-    """Inspect every image in `sources`, appending rows to `out`; everything is validated before the first image."""
+                   progress: Progress | None = None, finish: Callable[[RunSummary], None] | None = None,
+                   also_lock: str | os.PathLike | None = None) -> RunSummary:
+    """Inspect every image in `sources`, appending rows to `out`; everything is validated before the first image.
+
+    The run holds a lock on `out` (and `also_lock`, e.g. the report) throughout; `<out>.done.json` is removed first
+    and written last, after `finish` (e.g. writing the report), so only a finished run has it."""
     out = Path(out)
-    output_format(out)
-    paths = expand_sources(sources)
+    fmt = output_format(out)
+    summary = RunSummary(str(out), inspector.model_hash, inspector.runs_on(),
+                         defect_threshold=inspector.card.defect_threshold)
+    paths = expand_sources(sources, summary.skip)
     first = next(paths, None)  # sources stream lazily (huge lists stay out of memory): peek for an empty run
     if first is None:
         raise InspectionError(f"no images in {', '.join(map(str, sources))}")
@@ -163,19 +192,31 @@ def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathL
         raise InspectionError(f"{out} already exists: pass --resume to continue it or --overwrite to replace it")
     if top_k < 1:
         raise InspectionError(f"--top-k must be >= 1, got {top_k}")
+    try:
+        with output_lock(out), (output_lock(also_lock) if also_lock else contextlib.nullcontext()):
+            done_marker(out).unlink(missing_ok=True)
+            _run_locked(inspector, paths, out, fmt, summary, batch_size, workers, top_k, resume, progress)
+            if finish is not None:
+                finish(summary)
+            atomic_write_text(done_marker(out), json.dumps({"finished": True, **summary.to_dict()}, indent=2) + "\n")
+    except InspectionError:
+        raise
+    except OSError as e:  # a folder where the output should go, a read-only disk: the run never started
+        raise InspectionError(f"{out}: cannot write the results ({e.strerror or e})") from None
+    return summary
+
+
+def _run_locked(inspector: Inspector, paths: Iterable[str], out: Path, fmt: str, summary: RunSummary,
+                batch_size: int | None, workers: int | None, top_k: int, resume: bool,
+                progress: Progress | None) -> None:
     class_names = inspector.card.class_names
     top_k = min(top_k, len(class_names))
-    threshold = inspector.card.defect_threshold
-    summary = RunSummary(str(out), inspector.model_hash, inspector.runs_on(), defect_threshold=threshold)
+    threshold = summary.defect_threshold
     done = _resume_state(out, summary) if resume and out.exists() else set()
-    todo = (p for p in paths if p not in done) if done else paths
+    todo = (p for p in paths if row_key(p, fmt) not in done) if done else paths
     progress = progress or Progress()
     t0 = time.perf_counter()
-    try:
-        writer = ResultWriter(out, top_k, append=resume, defect_map=threshold is not None)
-    except OSError as e:
-        raise InspectionError(f"{out}: cannot write the results ({e.strerror or e})") from None
-    with writer:
+    with ResultWriter(out, top_k, append=resume, defect_map=threshold is not None) as writer:
         for batch in inspector.iter_results(todo, batch_size, workers):
             rows = [to_row(r, class_names, top_k, inspector.model_hash, threshold) for r in batch]
             writer.write_rows(rows)
@@ -185,7 +226,6 @@ def run_inspection(inspector: Inspector, sources: list[str], out: str | os.PathL
             progress.update(summary.n_new, summary.errors)
     summary.elapsed_s = time.perf_counter() - t0
     progress.update(summary.n_new, summary.errors, final=True)
-    return summary
 
 
 def parse_fail_on(values: Iterable[str]) -> set[str]:

@@ -102,13 +102,18 @@ def compare_records(reference: list[ResultRecord], candidate: list[ResultRecord]
 
 
 def card_mismatch(inspector: OnnxInspector, model: LoadedModel) -> list[str]:
-    """Differences in classes or preprocessing between a checkpoint and an exported model's card."""
+    """Differences in the decision configuration (classes, preprocessing, thresholds) between a checkpoint and an
+    exported model's card: an edited card (e.g. every class made OK) fails here even when the numbers agree."""
     problems = []
     if list(inspector.class_names) != list(model.class_names):
         problems.append(f"class names differ: checkpoint {model.class_names} vs ONNX {inspector.class_names}")
     if inspector.spec != model.spec:
         # Caught even where the numbers happen to agree (e.g. letterbox vs stretch on square images).
         problems.append(f"preprocessing differs: checkpoint {model.spec} vs ONNX card {inspector.spec}")
+    ours, theirs = model.thresholds.to_dict(), inspector.card.thresholds.to_dict()
+    for key in ours:
+        if ours[key] != theirs[key]:
+            problems.append(f"thresholds.{key} differs: checkpoint {ours[key]!r} vs ONNX card {theirs[key]!r}")
     return problems
 
 
@@ -125,6 +130,6 @@ def check_parity(inspector: OnnxInspector, model: LoadedModel, paths: Sequence[s
 
 def add_problems(report: ParityReport, problems: list[str]) -> ParityReport:
     """Append problems found outside the numbers (card mismatches); any problem fails the report."""
-    report.problems.extend(problems)
+    report.problems[:0] = problems  # first: the report shows at most 10 problems
     report.passed = report.passed and not problems
     return report

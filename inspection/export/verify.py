@@ -56,7 +56,7 @@ def load_eval_images(data: str | os.PathLike, class_names: list[str], split: str
     """A manifest.csv (rows of `split`) or a folder (labels from class folders or `<class>_<n>` file names)."""
     d = Path(data)
     if d.is_dir():
-        paths = list(walk_images(d))
+        paths = list(walk_images(d, lambda skipped: log.warning("%s", skipped)))
         if not paths:
             raise InspectionError(f"{d}: no images found")
         paths = _spread(paths, limit)
@@ -143,8 +143,11 @@ def verify_model(model_path: str | os.PathLike, data: str | os.PathLike, checkpo
         report.notes.append("images carry no labels: accuracy not measured")
     ckpt = find_checkpoint(inspector, checkpoint)
     if ckpt is None:
-        report.notes.append("no checkpoint (pass --checkpoint): parity with training not checked")
-        report.passed = report.metrics is not None
+        # Without the checkpoint the card's classes, preprocessing and thresholds cannot be checked: an edited card
+        # (every class OK, thresholds at 1.0) would pass on accuracy alone, so verify refuses to pass it.
+        report.notes.append("no checkpoint (pass --checkpoint): the card's decision configuration (classes, "
+                            "preprocessing, thresholds) and parity with training cannot be checked")
+        report.passed = False
         return report
     from inspection.evaluation.predict import predict_files
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from inspection.core.errors import CheckpointError
+from inspection.core.card_checks import (
+    class_name_problems,
+    decision_config,
+    preprocess_problems,
+    threshold_problems,
+)
+from inspection.core.errors import CheckpointError, listing
 from inspection.core.postprocess import Thresholds
 from inspection.core.preprocess import PreprocessSpec
 from inspection.models.factory import create_backbone
@@ -78,7 +84,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Loade
             meta = ck["inspection"]
             state = {k.removeprefix("net."): v for k, v in ck["state_dict"].items() if k.startswith("net.")}
             ck = {**meta, "state_dict": state}
-        spec = PreprocessSpec.from_dict(ck["preprocess"])
+        problems = class_name_problems(ck["class_names"])
+        problems += threshold_problems(ck.get("thresholds", {}), None if problems else ck["class_names"])
+        problems += preprocess_problems(ck["preprocess"])
+        if problems:
+            raise CheckpointError(f"{p}: malformed checkpoint metadata:" + listing(problems))
+        spec, thresholds = decision_config(ck["preprocess"], ck.get("thresholds", {}), ck["class_names"])
         net = create_backbone(ck["backbone"], len(ck["class_names"]), spec.channels)
         net.load_state_dict(ck["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # fields missing, weights of another shape
@@ -88,7 +99,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Loade
         net=net,
         class_names=list(ck["class_names"]),
         spec=spec,
-        thresholds=Thresholds.from_dict(ck["thresholds"]),
+        thresholds=thresholds,
         backbone=ck["backbone"],
         extra=dict(ck.get("extra", {})),
     )

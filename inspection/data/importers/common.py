@@ -4,6 +4,7 @@ and class folders differ only in how they list their files."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -14,13 +15,15 @@ from pathlib import Path
 import pandas as pd
 
 from inspection.core.errors import ImageDecodeError, ManifestError, listing
-from inspection.core.files import IMAGE_EXTENSIONS, is_image_name
-from inspection.core.image import decode_image
+from inspection.core.files import IMAGE_EXTENSIONS
+from inspection.core.image import decode_image, read_encoded
+from inspection.core.listing import Skipped, iter_image_files
 from inspection.data.manifest import Manifest, validate, write_manifest
 from inspection.data.near_duplicates import NearDupConfig, find_clusters
 from inspection.data.splits import stratified_group_split
 
 Fractions = tuple[float, float, float]
+log = logging.getLogger("inspection.data")
 
 
 @dataclass(frozen=True)
@@ -56,28 +59,36 @@ def check_source(src: Path, out_dir: Path, copy: bool) -> Path:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files under `folder` (recursive, extension case-insensitive, hidden entries skipped), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [
-            Path(dirpath) / f for f in filenames if is_image_name(f)
-        ]
-    return sorted(found)
+    """Image files under `folder` (core.listing: recursive, regular files only), sorted; every entry it skips (a
+    FIFO, an unlistable folder) is logged as a named warning."""
+    return sorted(Path(p) for p in iter_image_files(folder, _warn_skipped))
+
+
+def _warn_skipped(entry: Skipped) -> None:
+    log.warning("%s", entry)
 
 
 def _check_one(path: Path) -> tuple[str, str | None]:
     """(sha256, why it does not decode or None): one read serves both the hash and the decode check."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        return "", f"cannot read: {e.strerror or e}"
+        data = read_encoded(path)  # bounded, and never blocks on a FIFO given by name
+    except ImageDecodeError as e:
+        return "", e.reason
     digest = hashlib.sha256(data).hexdigest()
     try:
         decode_image(data, str(path))
     except ImageDecodeError as e:
         return digest, e.reason
     return digest, None
+
+
+def _name_problem(rel: str) -> str | None:
+    """Why a file name cannot go into a manifest (a UTF-8 CSV), or None."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (rename the file)"
+    return None
 
 
 def build_manifest(images: Sequence[SourceImage], name: str, classes: list[str], src_root: Path, out_dir: Path,
@@ -92,6 +103,7 @@ def build_manifest(images: Sequence[SourceImage], name: str, classes: list[str],
         raise ManifestError(f"{src_root}: OK class(es) {unknown_ok} are not among the classes found: {list(classes)}")
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 decode releases the GIL
         checked = list(pool.map(_check_one, [im.src for im in images]))
+    checked = [(sha, err or _name_problem(im.rel)) for im, (sha, err) in zip(images, checked, strict=True)]
     bad = [(im, err) for im, (_, err) in zip(images, checked, strict=True) if err is not None]
     if bad and not skip_bad:
         head = f"{len(bad)} unreadable image(s) (--skip-bad / skip_bad=True leaves them out)"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
-
 from inspection.core.errors import ManifestError, listing
 from inspection.data.importers.common import (
     Fractions,
@@ -17,7 +15,7 @@ from inspection.data.importers.common import (
     is_within,
     list_images,
 )
-from inspection.data.manifest import LABELER_PREFIX, Manifest
+from inspection.data.manifest import LABELER_PREFIX, Manifest, read_csv_table
 from inspection.data.near_duplicates import NearDupConfig
 
 
@@ -60,10 +58,7 @@ def _attach_labelers(images: list[SourceImage], csv: Path, classes: list[str]) -
     """Read a multi-labeler CSV (path + one column per labeler, gaps allowed) into labeler_* columns."""
     if not csv.is_file():
         raise ManifestError(f"{csv}: labels CSV not found")
-    try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except Exception as e:  # pandas raises many types for a broken CSV
-        raise ManifestError(f"{csv}: cannot parse CSV ({e})") from None
+    table = read_csv_table(csv)
     table.columns = [str(c).strip() for c in table.columns]
     # A trailing comma in a spreadsheet export adds an empty "Unnamed: n" column; it is not a labeler.
     table = table[[c for c in table.columns if not (c.startswith("Unnamed: ") and (table[c] == "").all())]]
