@@ -115,8 +115,11 @@ def _jpeg_is_truncated(data: bytes) -> bool:
     return b"\xff\xd9" not in data[-1024:]
 
 
-def check_encoded(data: bytes, path: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> str:
-    """Cheap checks before any decoder sees the bytes (empty, unknown, bomb, truncated); returns the format."""
+def check_encoded(data: bytes, path: str = "<bytes>", max_pixels: int | None = None) -> str:
+    """Cheap checks before any decoder sees the bytes (empty, unknown, bomb, truncated); returns the format.
+
+    `max_pixels`: a tighter limit than MAX_PIXELS (None: MAX_PIXELS, read at call time)."""
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     if len(data) == 0:
         raise ImageDecodeError(path, "empty file (0 bytes)")
     fmt = sniff_format(data)
@@ -132,10 +135,11 @@ def check_encoded(data: bytes, path: str = "<bytes>", max_pixels: int = MAX_PIXE
     return fmt
 
 
-def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, path: str = "<bytes>", channels: int = 3, max_pixels: int | None = None) -> np.ndarray:
     """Decode encoded bytes to uint8 HxWxC (RGB for 3 channels, gray for 1). Raises ImageDecodeError.
 
     `max_pixels` is checked on the header before decoding (every format the decoder accepts) and again on the decoded size."""
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     fmt = check_encoded(data, path, max_pixels)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)

@@ -101,9 +101,9 @@ def decode_model_input(data: bytes, path: str, spec: PreprocessSpec, max_pixels:
 
     `max_pixels`: a tighter decompression-bomb limit than core.image.MAX_PIXELS (the HTTP service sets one)."""
     # local: image.py is independent of preprocessing
-    from inspection.core.image import MAX_PIXELS, decode_image
+    from inspection.core.image import decode_image
 
-    return resize_image(decode_image(data, path, spec.channels, max_pixels or MAX_PIXELS), spec)
+    return resize_image(decode_image(data, path, spec.channels, max_pixels), spec)
 
 
 def load_model_input(path, spec: PreprocessSpec) -> np.ndarray:
