@@ -13,6 +13,7 @@ from inspection.core.files import atomic_write_text
 from inspection.core.results import ResultRecord
 from inspection.data.manifest import load_manifest
 from inspection.data.pixel_targets import SYNTHETIC_CLASS
+from inspection.evaluation.degenerate import degenerate_warnings, warning_text
 from inspection.evaluation.metrics import compute_metrics
 from inspection.evaluation.plots import plot_confusion
 from inspection.evaluation.predict import predict_files
@@ -64,6 +65,9 @@ def evaluate_model(
                     " …" if len(unread) > 5 else "")
     metrics = compute_metrics(records, model.class_names, model.thresholds)
     metrics.update({"split": split, "manifest": str(manifest_path), "backbone": model.backbone})
+    metrics["warnings"] = degenerate_warnings(metrics)
+    if metrics["warnings"]:
+        log.warning("%s", warning_text(metrics["warnings"], f"{manifest.name}/{split}"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
