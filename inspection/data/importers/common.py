@@ -4,6 +4,7 @@ and class folders differ only in how they list their files."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,7 @@ from inspection.data.manifest import Manifest, validate, write_manifest
 from inspection.data.splits import stratified_group_split
 
 Fractions = tuple[float, float, float]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,22 @@ def list_images(folder: Path) -> list[Path]:
             Path(dirpath) / f for f in filenames if is_image_name(f)
         ]
     return sorted(found)
+
+
+MASK_SUFFIXES = ("_mask", "-mask")  # MVTec: ground_truth/<type>/<n>_mask.png
+
+
+def is_mask_name(path: Path) -> bool:
+    """A segmentation mask by its name (`003_mask.png`), not an image to classify."""
+    return path.stem.lower().endswith(MASK_SUFFIXES)
+
+
+def drop_masks(files: list[Path], where: Path) -> tuple[list[Path], list[Path]]:
+    """(images, masks) of a listing; masks are left out with a warning naming how many and an example."""
+    masks = [f for f in files if is_mask_name(f)]
+    if masks:
+        log.warning("%s: %d mask file(s) left out, not images to classify (e.g. %s)", where, len(masks), masks[0])
+    return [f for f in files if not is_mask_name(f)], masks
 
 
 def _check_one(path: Path) -> tuple[str, str | None]:
