@@ -87,8 +87,9 @@ def _reusable(manifest: Path, prep: DictConfig, parts: dict) -> bool:
         return False
     if parts["kind"] == "import":
         try:
-            recorded = json.loads(manifest.with_name("dataset.json").read_text()).get("source", "")
-        except (OSError, ValueError):
+            meta = json.loads(manifest.with_name("dataset.json").read_text())
+            recorded = (meta.get("info") or {}).get("source") or meta.get("source") or ""
+        except (OSError, ValueError, AttributeError):
             recorded = ""
         if recorded and Path(recorded).resolve() != Path(parts["src"]):
             raise ManifestError(f"{manifest}: holds a dataset imported from {recorded}, not from "

@@ -25,9 +25,7 @@ def plot_confusion(cm: list[list[int]] | np.ndarray, class_names: list[str], pat
     ticks = [short[str(c)] for c in class_names]
     ax.set_xticks(range(len(class_names)), ticks, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), ticks)
-    if legend(short):
-        fig.text(0.01, 0.005, "\n".join(legend(short)), fontsize=7, va="bottom")
-    ax.set_xlabel("predicted")
+    ax.set_xlabel("\n".join(["predicted", *legend(short)]))  # the legend sits under the axis, inside the layout
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
