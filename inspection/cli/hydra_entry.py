@@ -95,9 +95,7 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
 
 
 def _data_overridden() -> bool:
-    """Did the command line name the data (`data=…`, `data.manifest=…`)? Outside Hydra's main: assume so."""
-    if not HydraConfig.initialized():
-        return True
+    """Did the command line name the data (`data=…`, `data.manifest=…`)?"""
     return any(o.split("=", 1)[0].lstrip("+~").split(".")[0] == "data" for o in HydraConfig.get().overrides.task)
 
 
@@ -119,14 +117,14 @@ def _recorded_manifest(checkpoint: str) -> Path | None:
     return Path(recorded)
 
 
-def run_evaluate(cfg: DictConfig) -> dict:
-    """Evaluate a checkpoint on a split of the configured dataset."""
+def run_evaluate(cfg: DictConfig, data_given: bool = True) -> dict:
+    """Evaluate a checkpoint on a split of the configured dataset (`data_given=False`: the checkpoint's own)."""
     import torch
 
     from inspection.cli.config import prepare_dataset
     from inspection.evaluation.evaluate import evaluate_checkpoint
 
-    manifest = _recorded_manifest(cfg.checkpoint) if not _data_overridden() else None
+    manifest = None if data_given else _recorded_manifest(cfg.checkpoint)
     manifest = manifest or prepare_dataset(cfg.data)
     out_dir = _output_dir(cfg, None)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -153,4 +151,4 @@ def train_main(cfg: DictConfig) -> float | None:
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 @user_errors
 def evaluate_main(cfg: DictConfig) -> None:
-    run_evaluate(cfg)
+    run_evaluate(cfg, data_given=_data_overridden())

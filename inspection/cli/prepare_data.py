@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from inspection.core.errors import ConfigError, ManifestError
-from inspection.core.stamp import differences, read_stamp, stamp_key, write_stamp
+from inspection.core.stamp import STAMP, differences, read_stamp, stamp_key, write_stamp
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _clear(out: Path) -> None:
     for name in ("images", "masks"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
-    for name in ("manifest.csv", "dataset.json"):
+    for name in ("manifest.csv", "dataset.json", STAMP):
         (out / name).unlink(missing_ok=True)
 
 
@@ -127,16 +127,24 @@ def prepare_dataset(data: DictConfig) -> Path:
         return manifest
     parts = _inputs(prep)
     out = manifest.parent
-    if manifest.is_file():
-        if _reusable(manifest, prep, parts):
-            return manifest
-        _clear(out)
-    _make(prep, out, data)
-    write_stamp(out, parts)  # last: an interrupted import leaves no stamp and is made again
+    if manifest.is_file() and _reusable(manifest, prep, parts):
+        return manifest
+    # Made beside the old one and swapped in only when complete: a failed import (a wrong OK class, an unreadable
+    # image) leaves the previous dataset as it was.
+    tmp = out.with_name(f".{out.name}.preparing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    _make(prep, tmp)
+    write_stamp(tmp, parts)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear(out)
+    for entry in tmp.iterdir():
+        os.replace(entry, out / entry.name)
+    tmp.rmdir()
     return manifest
 
 
-def _make(prep: DictConfig, out: Path, data: DictConfig) -> None:
+def _make(prep: DictConfig, out: Path) -> None:
     if prep.kind == "synth":
         from inspection.data.synth import generate_dataset
 

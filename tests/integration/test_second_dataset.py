@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -196,40 +193,43 @@ def test_compare_ctrl_c_says_so_and_exits_130(monkeypatch) -> None:
     assert r.exit_code == 130 and "interrupted (Ctrl-C)" in r.output and "resume" in r.output
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inspection.cli.main", *args], cwd=cwd, env={**os.environ},
-                          capture_output=True, text=True, timeout=600)
-
-
 FAST = ["debug=fast", "model=tiny_cnn", "data.image_size=16", "data.batch_size=8", "trainer.max_epochs=1"]
 
 
 @pytest.mark.slow
-def test_two_folder_datasets_in_a_row_train_and_evaluate(root) -> None:
+def test_two_folder_datasets_in_a_row_train_and_evaluate(root, capsys) -> None:
+    from inspection.cli.compose import compose_train
+    from inspection.cli.hydra_entry import run_train
+    from inspection.core.errors import InspectionError
+
     steel = make_folder(root / "steel", STEEL, n=6, seed=1)
     tiles = make_folder(root / "tiles", TILES, n=8, seed=2)
     work = root / "work"
-    r = _cli(["train", "data=folder", f"data.prepare.src={steel}", "data.prepare.ok_classes=[good]", *FAST,
-              "hydra.run.dir=outputs/a"], work)
-    assert r.returncode == 0, r.stderr[-3000:]
-    r = _cli(["train", "data=folder", f"data.prepare.src={tiles}", "data.prepare.ok_classes=[Free]", *FAST,
-              "hydra.run.dir=outputs/b"], work)
-    assert r.returncode == 0, r.stderr[-3000:]
+
+    def train(src: Path, ok: str, out: str) -> dict:
+        cfg = compose_train(["data=folder", f"data.prepare.src={src}", f"data.prepare.ok_classes=[{ok}]", *FAST])
+        return run_train(cfg, out_dir=work / out, quiet=True)
+
+    train(steel, "good", "outputs/a")
+    train(tiles, "Free", "outputs/b")
     summary = json.loads((work / "outputs/b/train_summary.json").read_text())
     assert summary["dataset"]["name"] == "tiles", summary["dataset"]
-    r = _cli(["train", "data=folder", f"data.prepare.src={tiles}", "data.prepare.ok_classes=[Lime]", *FAST], work)
-    assert r.returncode == 2 and "Lime" in r.stderr
+    with pytest.raises(InspectionError, match="Lime"):
+        train(tiles, "Lime", "outputs/c")
+    assert load_manifest(work / "data/folder/manifest.csv").classes == TILES  # a failed import keeps the data
     # evaluate without data=: the checkpoint's own manifest, not a synthetic steel set made on the way
-    r = _cli(["evaluate", "checkpoint=outputs/b/model.pt", "split=test", "hydra.run.dir=outputs/ev"], work)
-    assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((work / "outputs/ev/metrics.json").read_text())
+    from inspection.cli.compose import compose_config
+    from inspection.cli.hydra_entry import run_evaluate
+
+    cfg = compose_config("evaluate", [f"checkpoint={work / 'outputs/b/model.pt'}", "split=test", "device=cpu"])
+    m = run_evaluate(cfg, data_given=False)  # what `inspection evaluate checkpoint=… split=test` does
     assert m["class_names"] == TILES and not (work / "data" / "synth_steel").exists()
-    assert "escape_rate" in r.stdout
+    assert "escape_rate" in capsys.readouterr().out
 
 
 TINY = ["compare=tiny", "compare.seeds=[0]", "compare.model_centric.n_trials=1",
-        "compare.recipe=[model=tiny_cnn,data.image_size=16,data.batch_size=8,trainer.max_epochs=1]",
-        "compare.model_centric.recipe=[data.image_size=16,data.batch_size=8,trainer.max_epochs=1]",
+        "compare.recipe=['model=tiny_cnn','data.image_size=16','data.batch_size=8','trainer.max_epochs=1']",
+        "compare.model_centric.recipe=['data.image_size=16','data.batch_size=8','trainer.max_epochs=1']",
         "compare.model_centric.space={model:{type:categorical,choices:[tiny_cnn]}}",
         "compare.audit.k=2", "compare.audit.recipe.image_size=16", "compare.audit.recipe.max_epochs=1"]
 
