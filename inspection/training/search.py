@@ -64,7 +64,7 @@ def run_study(
                                 sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # left RUNNING by a process that died (killed, power cut): it will never finish, so it must not count
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         log.warning("study %s: trial %d was left unfinished by an earlier run: marked FAIL", study_name, t.number)
     if study.trials:  # resumed: the sampler's random state is not stored, and the same seed would replay trial 1
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
