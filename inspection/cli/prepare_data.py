@@ -80,8 +80,6 @@ def _reusable(manifest: Path, prep: DictConfig, parts: dict) -> bool:
     if stamp is not None:
         if stamp["key"] == stamp_key(parts):
             return True
-        log.warning("%s was made from other inputs (%s differ): making it again", out,
-                    ", ".join(differences(out, parts)))
         print(f"[data] {out}: made from other inputs ({', '.join(differences(out, parts))} differ) — "
               "making it again", flush=True)
         return False

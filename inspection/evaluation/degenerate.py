@@ -44,7 +44,7 @@ def degenerate_warnings(metrics: dict) -> list[str]:
         lo, hi = (okng.get("auroc_ci95") or [float("nan")] * 2)[:2]
         auc = okng.get("auroc", float("nan"))
         if not math.isnan(auc) and ((lo <= 0.5 <= hi) or auc < 0.5):
-            out.append(f"OK/NG AUROC {auc:.3f} (95% CI {lo:.3f}–{hi:.3f}) is at chance")
+            out.append(f"OK/NG AUROC {auc:.3f} (95% CI {lo:.3f}–{hi:.3f}) cannot be told from chance (0.5)")
         if okng.get("escape_rate", 0.0) >= ONE_CLASS_SHARE:
             out.append(f"escape rate {okng['escape_rate']:.0%}: nearly every defective image is called OK")
         if okng.get("overkill_rate", 0.0) >= ONE_CLASS_SHARE:
@@ -52,11 +52,12 @@ def degenerate_warnings(metrics: dict) -> list[str]:
     return out
 
 
-def warning_text(warnings: list[str], where: str = "") -> str:
-    """One loud line for logs and command output ('' when there is nothing to say)."""
+def warning_text(warnings: list[str], where: str = "", loud: bool = True) -> str:
+    """One line for command output, `WARNING: ` first when `loud` (logging adds its own level); '' when fine."""
     if not warnings:
         return ""
-    return f"WARNING: degenerate model{' on ' + where if where else ''}: " + "; ".join(warnings)
+    text = f"degenerate model{' on ' + where if where else ''}: " + "; ".join(warnings)
+    return f"WARNING: {text}" if loud else text
 
 
 def okng_line(metrics: dict) -> str:

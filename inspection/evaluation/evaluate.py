@@ -67,7 +67,7 @@ def evaluate_model(
     metrics.update({"split": split, "manifest": str(manifest_path), "backbone": model.backbone})
     metrics["warnings"] = degenerate_warnings(metrics)
     if metrics["warnings"]:
-        log.warning("%s", warning_text(metrics["warnings"], f"{manifest.name}/{split}"))
+        log.warning("%s", warning_text(metrics["warnings"], f"{manifest.name}/{split}", loud=False))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -71,9 +71,8 @@ def _warn_degenerate(report: ExportReport, card: ModelCard, metrics: dict, where
     """A model that answers one class for everything passes parity and a gate against itself: say so loudly."""
     warnings = degenerate_warnings(metrics)
     if warnings:
-        text = warning_text(warnings, where)
-        log.warning("%s", text)
-        report.notes.append(text)
+        log.warning("%s", warning_text(warnings, where, loud=False))
+        report.notes.append(warning_text(warnings, where))
         card.metrics["warnings"] = warnings
 
 

@@ -151,7 +151,7 @@ def verify_model(model_path: str | os.PathLike, data: str | os.PathLike, checkpo
         report.metrics = summarize_metrics(full)
         report.warnings = degenerate_warnings(full)
         if report.warnings:
-            log.warning("%s", warning_text(report.warnings, images.source))
+            log.warning("%s", warning_text(report.warnings, images.source, loud=False))
     else:
         report.notes.append("images carry no labels: accuracy not measured")
     ckpt = find_checkpoint(inspector, checkpoint)
