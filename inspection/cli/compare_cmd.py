@@ -12,17 +12,18 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from inspection.cli.compose import compose_config, compose_group, compose_train
 from inspection.cli.config import prepare_dataset, to_dataclass
 from inspection.cli.hydra_entry import run_train
+from inspection.core.stamp import WallClock, claim_folder
 from inspection.curation.audit import AuditConfig
 from inspection.curation.campaign import run_data_centric
 from inspection.curation.curate import CurationConfig
 from inspection.curation.simulate import LabelingConfig
 from inspection.data.leak_check import warn_if_leaked
-from inspection.data.manifest import load_manifest
+from inspection.data.manifest import load_manifest, manifest_hash
 from inspection.evaluation.compare import (
     Arm,
     arm_summary,
@@ -100,10 +101,21 @@ def run_compare(overrides: list[str]) -> dict:
     """The whole comparison; returns the report dict (also written as report.json/.md + compare.png)."""
     cfg = compose_config("compare", overrides)
     forward = [o for o in overrides if _key(o).split(".")[0] in FORWARDED]
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     gold = load_manifest(prepare_dataset(cfg.data))
+    out = claim_folder(cfg.out_dir, _made_from(cfg, forward, gold), any(_key(o) == "out_dir" for o in overrides),
+                       "compare")
+    with open_dict(cfg):
+        cfg.out_dir = str(out)
+    clock = WallClock(out / "wall_seconds.json")
+    try:
+        return _run(cfg, forward, gold, out, clock, start)
+    except BaseException:  # Ctrl-C, a crash: the time spent still counts when the compare resumes
+        clock.save()
+        raise
+
+
+def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock, start: float) -> dict:
     labeling, audit, curation = _settings(cfg)
     dc = run_data_centric(gold, out / "data", labeling, audit, curation, str(cfg.compare.relabel_method))
     search_json = out / "search" / "search.json"
@@ -138,7 +150,8 @@ def run_compare(overrides: list[str]) -> dict:
         report["noise_sweep"] = _noise_sweep(cfg, forward, gold, out, labeling, audit, curation, mc, runs)
         plot_noise_curve({a: {p["noise"]: p["accuracy"] for p in pts} for a, pts in report["noise_sweep"].items()},
                          out / "noise_curve.png", f"{cfg.data.name}: accuracy vs label noise")
-    report["wall_seconds"] = time.perf_counter() - start
+    report["wall_seconds"] = clock.total()  # every attempt of this compare, resumes included
+    report["wall_seconds_this_run"] = time.perf_counter() - start
     write_report(report, out)
     return report
 
@@ -154,6 +167,18 @@ def arm_leak_checks(arms: list[Arm], cache_dir: str | None) -> dict[str, dict]:
                                        cache_dir=cache_dir).record()
         out[arm.name] = done[key]
     return out
+
+
+def _made_from(cfg: DictConfig, forward: list[str], gold) -> dict:
+    """What a compare folder's results depend on: the gold data's content, the preset, the forwarded overrides.
+
+    Seeds and noise rates are left out: each run has its own sub-folder, so adding seeds resumes the others.
+    """
+    preset = {k: v for k, v in OmegaConf.to_container(cfg.compare, resolve=True).items()
+              if k not in ("seeds", "noise_seeds", "noise_rates", "name")}
+    return {"manifest_hash": manifest_hash(gold), "classes": list(gold.classes), "ok_classes": list(gold.ok_classes),
+            "compare": preset, "overrides": sorted(o for o in forward if not _key(o).startswith("data.prepare")
+                                                   and _key(o) != "data.manifest")}
 
 
 def _noise(c: dict) -> str:

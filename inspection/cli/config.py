@@ -1,4 +1,4 @@
-"""DictConfig → plain dataclasses, and dataset preparation (synthesise or import on first use)."""
+"""DictConfig → plain dataclasses; dataset preparation lives in cli.prepare_data (re-exported here)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from inspection.cli.prepare_data import prepare_dataset  # noqa: F401 - re-exported: callers import it here
 from inspection.cli.typed import to_dataclass
-from inspection.core.errors import ConfigError, ManifestError
 from inspection.core.preprocess import PreprocessSpec
 from inspection.data.augment import AugmentConfig
 from inspection.data.datamodule import DataConfig
@@ -17,41 +17,6 @@ from inspection.data.synthetic_anomalies import AnomalyConfig
 from inspection.training.fit import ModelConfig, OptimConfig, TrainerConfig
 
 log = logging.getLogger(__name__)
-
-
-def prepare_dataset(data: DictConfig) -> Path:
-    """Return the manifest path, creating the dataset first when it is missing and `data.prepare` says how."""
-    manifest = Path(data.manifest)
-    if manifest.is_file():
-        return manifest
-    prep = data.get("prepare")
-    if prep is None:
-        raise ManifestError(f"{manifest}: manifest not found and data.prepare is not set")
-    out = manifest.parent
-    if prep.kind == "synth":
-        from inspection.data.synth import generate_dataset
-
-        log.info("generating synthetic %s dataset in %s", prep.synth, out)
-        generate_dataset(prep.synth, out, n_per_class=int(prep.n_per_class), size=int(prep.size), seed=int(prep.seed))
-    elif prep.kind == "import":
-        from inspection.data import importers
-
-        src = Path(prep.src)
-        if not src.exists():
-            raise ManifestError(f"{src}: source for data '{data.name}' not found (set data.prepare.src=...)")
-        log.info("importing %s from %s into %s", prep.importer, src, out)
-        if prep.importer == "neu":
-            importers.import_neu(src, out, seed=int(prep.seed))
-        elif prep.importer == "mvtec":
-            importers.import_mvtec(src, out, seed=int(prep.seed), binary=bool(prep.get("binary", False)))
-        elif prep.importer == "folder":
-            importers.import_folder(src, out, seed=int(prep.seed), ok_classes=list(prep.get("ok_classes") or []),
-                                    labels_csv=Path(prep.labels_csv) if prep.get("labels_csv") else None)
-        else:
-            raise ConfigError(f"data.prepare.importer: unknown importer {prep.importer!r} (neu, mvtec, folder)")
-    else:
-        raise ConfigError(f"data.prepare.kind: unknown {prep.kind!r} (synth, import)")
-    return manifest
 
 
 def preprocess_spec(data: DictConfig) -> PreprocessSpec:

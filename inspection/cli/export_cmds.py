@@ -37,6 +37,9 @@ def export_cmd(
                                            "(default: the --out folder's name)."),
     triton_max_batch: int = typer.Option(32, "--triton-max-batch", min=1, help="Triton max_batch_size."),
     triton_kind: TritonKind = typer.Option(TritonKind.gpu, "--triton-kind", help="Triton instance group kind."),
+    override_gate: str = typer.Option(
+        "", "--override-gate", metavar="REASON", help="Ship a fp16/int8 model the accuracy gate rejects; the "
+        "reason and the failed checks are recorded in the model card."),
 ) -> None:
     """Export to ONNX (uint8 pixels in, probabilities out) and gate it: parity for fp32, accuracy for fp16/int8."""
     from inspection.export.gated_export import export_model
@@ -44,7 +47,8 @@ def export_cmd(
 
     name = check_name(triton_name or out.resolve().name) if triton else None  # a bad name fails before exporting
     report = export_model(checkpoint, out, precision.value, data, parity_limit=parity_images,
-                          calibration_limit=calibration_images, device=device.value)
+                          calibration_limit=calibration_images, device=device.value,
+                          override_gate=override_gate)
     typer.echo(report.to_text())
     if not report.accepted:
         raise typer.Exit(code=EXIT_REJECTED)
@@ -73,7 +77,7 @@ def verify_cmd(
         d = {"model": report.model, "precision": report.precision, "data": report.data, "passed": report.passed,
              "parity": report.parity.to_dict() if report.parity else None,
              "gate": report.gate.to_dict() if report.gate else None, "metrics": report.metrics,
-             "notes": report.notes}
+             "notes": report.notes, "warnings": report.warnings}
         atomic_write_text(json_out, json.dumps(d, indent=2, default=float) + "\n")
     if not report.passed:
         raise typer.Exit(code=EXIT_REJECTED)

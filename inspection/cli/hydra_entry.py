@@ -84,27 +84,61 @@ def run_train(cfg: DictConfig, out_dir: Path | None = None, quiet: bool = False)
             summary[f"{split}_macro_f1"] = m["macro_f1"]
             if "okng" in m:
                 summary[f"{split}_auroc"] = m["okng"]["auroc"]
+                summary[f"{split}_escape_rate"] = m["okng"]["escape_rate"]
+                summary[f"{split}_overkill_rate"] = m["okng"]["overkill_rate"]
+            if m.get("warnings"):
+                summary[f"{split}_warnings"] = m["warnings"]
     if result.checkpoint and not quiet:
         log.info("run summary: %s", json.dumps(summary))
         print(json.dumps(summary, indent=2))
     return summary
 
 
-def run_evaluate(cfg: DictConfig) -> dict:
-    """Evaluate a checkpoint on a split of the configured dataset."""
+def _data_overridden() -> bool:
+    """Did the command line name the data (`data=…`, `data.manifest=…`)?"""
+    return any(o.split("=", 1)[0].lstrip("+~").split(".")[0] == "data" for o in HydraConfig.get().overrides.task)
+
+
+def _recorded_manifest(checkpoint: str) -> Path | None:
+    """The manifest the checkpoint was trained on, when it is still there (evaluate without `data=`)."""
+    from inspection.core.errors import InspectionError
+    from inspection.models.checkpoint import load_checkpoint
+
+    ckpt = Path(str(checkpoint))
+    if not ckpt.is_file():
+        raise InspectionError(f"{ckpt}: checkpoint not found")
+    recorded = load_checkpoint(ckpt).extra.get("dataset", {}).get("manifest")
+    if not recorded:
+        return None
+    if not Path(recorded).is_file():
+        raise InspectionError(f"{ckpt}: records its manifest {recorded}, which is gone; name the data "
+                              "(data=… or data.manifest=…)")
+    log.info("no data= given: evaluating on the checkpoint's own manifest %s", recorded)
+    return Path(recorded)
+
+
+def run_evaluate(cfg: DictConfig, data_given: bool = True) -> dict:
+    """Evaluate a checkpoint on a split of the configured dataset (`data_given=False`: the checkpoint's own)."""
     import torch
 
     from inspection.cli.config import prepare_dataset
     from inspection.evaluation.evaluate import evaluate_checkpoint
 
-    manifest = prepare_dataset(cfg.data)
+    manifest = None if data_given else _recorded_manifest(cfg.checkpoint)
+    manifest = manifest or prepare_dataset(cfg.data)
     out_dir = _output_dir(cfg, None)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     cache = str(cfg.paths.cache_dir) if cfg.data.get("cache", False) else None  # near-duplicate hashes too
     m = evaluate_checkpoint(cfg.checkpoint, manifest, cfg.split, out_dir, device=device, batch_size=int(cfg.batch_size),
                             cache_dir=cache)
-    print(json.dumps({"out_dir": str(out_dir), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                      **({"auroc": m["okng"]["auroc"]} if "okng" in m else {})}, indent=2))
+    from inspection.evaluation.degenerate import okng_line, warning_text
+
+    okng = {k: m["okng"][k] for k in ("auroc", "escape_rate", "overkill_rate")} if "okng" in m else {}
+    print(json.dumps({"out_dir": str(out_dir), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], **okng,
+                      **({"warnings": m["warnings"]} if m.get("warnings") else {})}, indent=2))
+    for line in (okng_line(m), warning_text(m.get("warnings", []), f"split {cfg.split}")):
+        if line:
+            print(line)
     return m
 
 
@@ -119,4 +153,4 @@ def train_main(cfg: DictConfig) -> float | None:
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 @user_errors
 def evaluate_main(cfg: DictConfig) -> None:
-    run_evaluate(cfg)
+    run_evaluate(cfg, data_given=_data_overridden())

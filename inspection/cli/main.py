@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+EXIT_INTERRUPTED = 130  # the shell's convention for a command stopped by Ctrl-C (128 + SIGINT)
 _HYDRA = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
@@ -73,7 +74,12 @@ def compare(ctx: typer.Context) -> None:
     if answered_help(ctx.args, "compare", "Usage: inspection compare [data=neu] [compare=quick|full|tiny] "
                                           "[noise_sweep=true] [KEY=VALUE ...]"):
         return
-    report = run_compare(list(ctx.args))
+    try:
+        report = run_compare(list(ctx.args))
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): finished runs and trials are kept — run the same command again to resume",
+              file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     out = report["config"]["out_dir"]
     print((Path(out) / "report.md").read_text())
     print(f"report: {out}/report.md  ·  chart: {out}/compare.png")

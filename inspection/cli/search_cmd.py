@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from inspection.cli.compose import compose_train
 from inspection.cli.hydra_entry import run_train
+from inspection.core.stamp import claim_folder
 
 
 def _key(override: str) -> str:
@@ -27,6 +28,7 @@ def search_study(overrides: list[str], out_dir: Path | None = None, quiet: bool 
     space = OmegaConf.to_container(hs.params)
     fixed = [o for o in overrides if _key(o) not in space]  # the space decides these keys
     out = Path(out_dir) if out_dir else Path(base.paths.output_dir) / "search" / str(base.task_name)
+    out = claim_folder(out, _made_from(base, fixed, space), out_dir is not None, "search")  # never another study
     metric = str(hs.metric)
 
     def objective(trial_overrides: list[str], number: int) -> float:
@@ -40,6 +42,17 @@ def search_study(overrides: list[str], out_dir: Path | None = None, quiet: bool 
               "fixed_overrides": fixed, "trials": res.trials, "storage": res.storage}
     (out / "search.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _made_from(base, fixed: list[str], space: dict) -> dict:
+    """What a study's trials depend on: the data's content, the fixed overrides, the space and the metric."""
+    from inspection.cli.config import prepare_dataset
+    from inspection.data.manifest import load_manifest, manifest_hash
+
+    gold = load_manifest(prepare_dataset(base.data))
+    return {"manifest_hash": manifest_hash(gold), "space": space, "metric": str(base.hparams_search.metric),
+            "fixed": sorted(o for o in fixed if not _key(o).startswith(("data.prepare", "hparams_search"))
+                            and _key(o) != "data.manifest")}  # more trials: the same study, resumed
 
 
 def search(ctx: typer.Context) -> None:

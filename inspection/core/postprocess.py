@@ -11,8 +11,9 @@ import numpy as np
 class Thresholds:
     """Decision rule. p_ng = 1 - sum(p[ok_classes]).
 
-    NG when p_ng >= ng; OK when p_ng < ok; REVIEW in between. A confident defect class is also needed for NG
-    when `min_confidence` > 0 (an unsure defect type goes to REVIEW). With no ok_classes (all classes are
+    NG when p_ng >= ng; OK when p_ng < ok; REVIEW in between. An NG row reports the most likely *defect* class
+    (even when an OK class is the single most likely one), and that class's probability must reach
+    `min_confidence` when it is > 0 (an unsure defect type goes to REVIEW). With no ok_classes (all classes are
     defect types, e.g. NEU steel) every image is a defect and only the type confidence decides NG vs REVIEW.
     """
 
@@ -66,11 +67,15 @@ def postprocess(probs: np.ndarray, class_names: list[str], thresholds: Threshold
         raise ValueError(f"probs shape {probs.shape} does not match {len(class_names)} classes")
     p_ng = ng_probability(probs, class_names, thresholds.ok_classes)
     top = probs.argmax(axis=1)
+    defect = _top_defect(probs, class_names, thresholds.ok_classes)
     out = []
     for i in range(probs.shape[0]):
-        conf = float(probs[i, top[i]])
+        k = int(top[i])
         if p_ng[i] >= thresholds.ng:
-            verdict = "NG" if conf >= thresholds.min_confidence else "REVIEW"
+            # An NG row names a defect: when the OK class is the single most likely one but the defect classes
+            # together pass the NG threshold, report the most likely defect class (never "NG, good").
+            k = int(defect[i])
+            verdict = "NG" if probs[i, k] >= thresholds.min_confidence else "REVIEW"
         elif p_ng[i] < thresholds.ok:
             verdict = "OK"
         else:
@@ -78,10 +83,20 @@ def postprocess(probs: np.ndarray, class_names: list[str], thresholds: Threshold
         out.append(
             Verdict(
                 verdict=verdict,
-                predicted=class_names[top[i]],
-                confidence=conf,
+                predicted=class_names[k],
+                confidence=float(probs[i, k]),
                 p_ng=float(p_ng[i]),
                 probs={c: float(probs[i, j]) for j, c in enumerate(class_names)},
             )
         )
     return out
+
+
+def _top_defect(probs: np.ndarray, class_names: list[str], ok_classes: tuple[str, ...]) -> np.ndarray:
+    """Per row, the most likely class that is not an OK class (the top class when every class is a defect)."""
+    ok_idx = [class_names.index(c) for c in ok_classes if c in class_names]
+    if not ok_idx or len(ok_idx) == len(class_names):
+        return probs.argmax(axis=1)
+    masked = probs.copy()
+    masked[:, ok_idx] = -np.inf
+    return masked.argmax(axis=1)

@@ -14,12 +14,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from inspection.core.class_labels import legend as label_legend
+from inspection.core.class_labels import short_labels
 from inspection.core.defect_map import overlay
 from inspection.core.errors import ImageDecodeError
 from inspection.core.image import read_image
 from inspection.curation.quality import QUALITY_FLAGS
 from inspection.data.manifest import Manifest
 
+CAPTION_LABEL_CHARS = 10  # a class label in a caption line ("suggested: <label>" fits a 128 px tile)
 MAP_THRESHOLD = 0.5  # outline on review sheets: the pixel probability the exported card counts as defect
 
 QUEUE_COLUMNS = ["rank", "path", "split", "given", "suggested", "score", "reasons", "self_confidence",
@@ -106,13 +109,20 @@ def _tile(path: Path, size: int) -> np.ndarray:
 
 
 def write_contact_sheet(paths: Sequence[Path], captions: Sequence[Sequence[str]], out: str | Path,
-                        cols: int = 8, tile: int = 128, maps: Sequence[np.ndarray | None] | None = None) -> Path:
+                        cols: int = 8, tile: int = 128, maps: Sequence[np.ndarray | None] | None = None,
+                        legend: Sequence[str] = ()) -> Path:
     """A grid of images with up to three caption lines under each, saved as PNG; with `maps` (a defect-map
-    model's out-of-fold maps, None where absent) each image carries its heatmap overlay."""
+    model's out-of-fold maps, None where absent) each image carries its heatmap overlay; `legend` lines (the
+    full names of shortened class labels) go under the grid."""
     lines = max((len(c) for c in captions), default=1)
     cap_h = 14 * lines + 6
     n_rows = max(1, -(-len(paths) // cols))
-    sheet = np.full((n_rows * (tile + cap_h), min(cols, max(1, len(paths))) * tile, 3), 255, np.uint8)
+    grid_h = n_rows * (tile + cap_h)
+    width = max(min(cols, max(1, len(paths))) * tile, max((int(7.5 * len(t)) + 8 for t in legend), default=0))
+    sheet = np.full((grid_h + (16 * len(legend) + 8 if legend else 0), width, 3), 255, np.uint8)
+    for j, text in enumerate(legend):
+        cv2.putText(sheet, str(text), (4, grid_h + 16 + 16 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     for k, (p, cap) in enumerate(zip(paths, captions)):
         y, x = (k // cols) * (tile + cap_h), (k % cols) * tile
         img = _tile(Path(p), tile)
@@ -137,8 +147,9 @@ def write_review_queue(queue: pd.DataFrame, manifest: Manifest, out_dir: str | P
     csv = out / "review_queue.csv"
     queue.to_csv(csv, index=False)
     top = queue.head(sheet_max)
-    captions = [[f"#{r.rank} given: {r.given}", f"suggested: {r.suggested}", r.reasons.split(";")[0]]
-                for r in top.itertuples()]
+    short = short_labels(manifest.classes, CAPTION_LABEL_CHARS)  # class names with spaces stay told apart
+    captions = [[f"#{r.rank} given: {short.get(r.given, r.given)}", f"suggested: {short.get(r.suggested, r.suggested)}",
+                 r.reasons.split(";")[0]] for r in top.itertuples()]
     png = write_contact_sheet([manifest.abspath(p) for p in top["path"]], captions, out / "review_queue.png",
-                              maps=[maps.get(p) for p in top["path"]] if maps else None)
+                              maps=[maps.get(p) for p in top["path"]] if maps else None, legend=label_legend(short))
     return csv, png

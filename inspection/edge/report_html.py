@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import cv2
 import numpy as np
 
+from inspection.core.class_labels import legend, short_labels
 from inspection.core.defect_map import overlay
 from inspection.core.errors import ImageDecodeError
 from inspection.core.files import atomic_write_text
@@ -20,6 +21,8 @@ from inspection.edge.writers import DEFECT_COLUMNS
 
 THUMB_PX = 128
 _COLORS = {"OK": "#2e7d32", "NG": "#c62828", "REVIEW": "#ef6c00", "ERROR": "#6d4c41"}
+
+HISTOGRAM_LABEL_CHARS = 22  # what fits the 170 px label column at 13 px
 
 
 def _scaled(img: np.ndarray, size: int, interp: int) -> np.ndarray:
@@ -103,6 +106,7 @@ def histogram_svg(counts: dict[str, int], width: int = 560, bar_h: int = 22) -> 
     if not items:
         return "<p>No classified images.</p>"
     label_w, top = 170, max(v for _, v in items)
+    short = short_labels([k for k, _ in items], HISTOGRAM_LABEL_CHARS)  # long names: numbered, never cut
     height = bar_h * len(items) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="class histogram" id="class-histogram">']
@@ -110,11 +114,14 @@ def histogram_svg(counts: dict[str, int], width: int = 560, bar_h: int = 22) -> 
         y = 5 + i * bar_h
         w = int(round((width - label_w - 60) * n / top)) if top else 0
         parts.append(f'<text x="{label_w - 6}" y="{y + bar_h * 0.7:.0f}" text-anchor="end" font-size="13">'
-                     f"{html.escape(name)}</text>")
+                     f"<title>{html.escape(name)}</title>{html.escape(short[name])}</text>")
         parts.append(f'<rect class="bar" data-class="{html.escape(name)}" data-count="{n}" x="{label_w}" '
                      f'y="{y + 3}" width="{w}" height="{bar_h - 6}" fill="#1565c0"/>')
         parts.append(f'<text x="{label_w + w + 5}" y="{y + bar_h * 0.7:.0f}" font-size="13">{n}</text>')
     parts.append("</svg>")
+    notes = legend(short)
+    if notes:
+        parts.append('<p class="legend" id="class-legend">' + "<br>".join(html.escape(t) for t in notes) + "</p>")
     return "".join(parts)
 
 

@@ -14,6 +14,7 @@ from inspection.core.results import ResultRecord
 from inspection.data.leak_check import LeakCheck, warn_if_leaked
 from inspection.data.manifest import load_manifest
 from inspection.data.pixel_targets import SYNTHETIC_CLASS
+from inspection.evaluation.degenerate import degenerate_warnings, warning_text
 from inspection.evaluation.metrics import compute_metrics
 from inspection.evaluation.plots import plot_confusion
 from inspection.evaluation.predict import predict_files
@@ -73,6 +74,9 @@ def evaluate_model(
     metrics.update({"split": split, "manifest": str(manifest_path), "backbone": model.backbone})
     leak = leak or warn_if_leaked(manifest, f"{manifest_path}", cache_dir=cache_dir)
     metrics["leak_check"] = {**leak.record(), "examples": [list(e) for e in leak.examples]}
+    metrics["warnings"] = degenerate_warnings(metrics)
+    if metrics["warnings"]:
+        log.warning("%s", warning_text(metrics["warnings"], f"{manifest.name}/{split}", loud=False))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")

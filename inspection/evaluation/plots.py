@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # headless: no display on training boxes or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from inspection.core.class_labels import legend, short_labels  # noqa: E402
+
 
 def plot_confusion(cm: list[list[int]] | np.ndarray, class_names: list[str], path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix with raw counts in the cells."""
@@ -19,9 +21,11 @@ def plot_confusion(cm: list[list[int]] | np.ndarray, class_names: list[str], pat
     size = max(4.0, 0.7 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
+    short = short_labels(class_names, 24)  # long names numbered, never cut; the full names under the plot
+    ticks = [short[str(c)] for c in class_names]
+    ax.set_xticks(range(len(class_names)), ticks, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), ticks)
+    ax.set_xlabel("\n".join(["predicted", *legend(short)]))  # the legend sits under the axis, inside the layout
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):

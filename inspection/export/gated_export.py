@@ -15,6 +15,7 @@ from inspection.core.errors import InspectionError
 from inspection.core.files import atomic_write_text
 from inspection.core.model_card import ModelCard
 from inspection.edge.inspector import OnnxInspector
+from inspection.evaluation.degenerate import degenerate_warnings, warning_text
 from inspection.evaluation.metrics import compute_metrics
 from inspection.evaluation.predict import predict_files
 from inspection.export.onnx_export import (
@@ -66,6 +67,15 @@ class ExportReport:
         return "\n".join(lines)
 
 
+def _warn_degenerate(report: ExportReport, card: ModelCard, metrics: dict, where: str) -> None:
+    """A model that answers one class for everything passes parity and a gate against itself: say so loudly."""
+    warnings = degenerate_warnings(metrics)
+    if warnings:
+        log.warning("%s", warning_text(warnings, where, loud=False))
+        report.notes.append(warning_text(warnings, where))
+        card.metrics["warnings"] = warnings
+
+
 def _default_data(model_extra: dict) -> str | None:
     manifest = model_extra.get("dataset", {}).get("manifest")
     return manifest if manifest and Path(manifest).exists() else None
@@ -77,8 +87,13 @@ def _val_images(data: str | None, class_names: list[str], limit: int | None) -> 
 
 def export_model(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, precision: str = "fp32",
                  data: str | os.PathLike | None = None, parity_limit: int | None = 256,
-                 calibration_limit: int = 128, gate_limit: int | None = None, device: str = "cpu") -> ExportReport:
-    """Export, then gate: fp32 parity ≤ 1e-4 with identical top-1; fp16/int8 accuracy/recall limits vs fp32."""
+                 calibration_limit: int = 128, gate_limit: int | None = None, device: str = "cpu",
+                 override_gate: str = "") -> ExportReport:
+    """Export, then gate: fp32 parity ≤ 1e-4 with identical top-1; fp16/int8 accuracy/recall limits vs fp32.
+
+    `override_gate`: a reason to ship a fp16/int8 candidate the accuracy gate rejects; it is recorded in the card
+    (metrics.gate.override, with the failed checks). The parity gate cannot be overridden.
+    """
     if precision not in PRECISIONS:
         raise InspectionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     model = load_checkpoint(checkpoint)
@@ -104,18 +119,21 @@ def export_model(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, prec
             if not report.parity.passed:
                 return report
             if val.labels:
-                card.metrics["exported"] = summarize_metrics(compute_metrics(edge, card.class_names, card.thresholds))
+                full = compute_metrics(edge, card.class_names, card.thresholds)
+                card.metrics["exported"] = summarize_metrics(full)
                 card.metrics["exported"]["data"] = val.source
+                _warn_degenerate(report, card, full, val.source)
         if precision == "fp32":
             report.exported = write_exported(proto, card, out_dir)
             report.accepted = True
             return report
         return _lower_precision(report, model, fp32, card, Path(tmp), Path(out_dir), data, calibration_limit,
-                                gate_limit, device)
+                                gate_limit, device, override_gate)
 
 
 def _lower_precision(report: ExportReport, model, fp32: ExportedModel, card: ModelCard, tmp: Path, out_dir: Path,
-                     data: str, calibration_limit: int, gate_limit: int | None, device: str) -> ExportReport:
+                     data: str, calibration_limit: int, gate_limit: int | None, device: str,
+                     override_gate: str = "") -> ExportReport:
     precision = report.precision
     gate_set = _val_images(data, model.class_names, gate_limit)
     if not gate_set.labels:
@@ -134,11 +152,18 @@ def _lower_precision(report: ExportReport, model, fp32: ExportedModel, card: Mod
     inspector = OnnxInspector(candidate_path, device=device)
     candidate = predict_files_edge(inspector, gate_set.paths, gate_set.labels)
     report.gate = precision_gate(reference, candidate, model.class_names, precision, model.thresholds)
+    if not report.gate.passed and override_gate.strip():
+        report.gate.override = override_gate.strip()
+        log.warning("%s gate FAILED and was overridden (%s): %s", precision, report.gate.override,
+                    "; ".join(report.gate.reasons))
     lowp_card = replace(card, precision=precision, lineage=dict(card.lineage), metrics=dict(card.metrics))
     lowp_card.metrics["gate"] = report.gate.to_dict() | {"data": gate_set.source}
-    lowp_card.metrics["exported"] = summarize_metrics(compute_metrics(candidate, card.class_names, card.thresholds))
+    full = compute_metrics(candidate, card.class_names, card.thresholds)
+    lowp_card.metrics["exported"] = summarize_metrics(full)
+    lowp_card.metrics.pop("warnings", None)  # the fp32 model's, if any: this card speaks for the candidate
+    _warn_degenerate(report, lowp_card, full, gate_set.source)
     proto = onnx.load(str(candidate_path))
-    if report.gate.passed:
+    if report.gate.passed or report.gate.override:
         report.exported = write_exported(proto, lowp_card, out_dir)
         report.accepted = True
     else:

@@ -11,6 +11,7 @@ from inspection.core.errors import InspectionError, ManifestError
 from inspection.core.files import file_sha256
 from inspection.edge.inspector import OnnxInspector
 from inspection.edge.sources import walk_images
+from inspection.evaluation.degenerate import degenerate_warnings, okng_line, warning_text
 from inspection.evaluation.metrics import compute_metrics
 from inspection.export.parity import (
     FP32_TOLERANCE,
@@ -115,6 +116,7 @@ class VerifyReport:
     gate: GateReport | None = None
     metrics: dict | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # evaluation.degenerate: one class for everything, chance
 
     def to_text(self) -> str:
         lines = [f"verify {self.model} ({self.precision}) on {self.data}: {'PASSED' if self.passed else 'FAILED'}"]
@@ -125,6 +127,10 @@ class VerifyReport:
         if self.metrics:
             lines.append(f"accuracy {self.metrics['accuracy']:.2%}, macro-F1 {self.metrics['macro_f1']:.3f} "
                          f"on {self.metrics['n']} labelled images")
+            if okng_line(self.metrics):
+                lines.append(okng_line(self.metrics))
+        if self.warnings:
+            lines.append(warning_text(self.warnings))
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
@@ -137,8 +143,15 @@ def verify_model(model_path: str | os.PathLike, data: str | os.PathLike, checkpo
     images = load_eval_images(data, card.class_names, split, limit)
     report = VerifyReport(str(model_path), card.precision, images.source, passed=True)
     candidate = predict_files_edge(inspector, images.paths, images.labels, batch_size)
+    overridden = ((card.metrics or {}).get("gate") or {}).get("override")
+    if overridden:
+        report.notes.append(f"its {card.precision} gate FAILED at export and was overridden: {overridden}")
     if images.labels:
-        report.metrics = summarize_metrics(compute_metrics(candidate, card.class_names, card.thresholds))
+        full = compute_metrics(candidate, card.class_names, card.thresholds)
+        report.metrics = summarize_metrics(full)
+        report.warnings = degenerate_warnings(full)
+        if report.warnings:
+            log.warning("%s", warning_text(report.warnings, images.source, loud=False))
     else:
         report.notes.append("images carry no labels: accuracy not measured")
     ckpt = find_checkpoint(inspector, checkpoint)

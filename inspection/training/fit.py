@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -166,7 +168,7 @@ def fit_classifier(
     dm.setup()  # decode + resize once, outside the timed fit
     env_before = dict(os.environ)
     start = time.perf_counter()
-    t.fit(net, datamodule=dm)
+    _fit_keeping_ctrl_c(t, net, dm)
     fit_seconds = time.perf_counter() - start
     if t.world_size > 1:
         _reset_distributed(env_before)
@@ -213,6 +215,22 @@ def dataset_version(info: dict, lineage: dict, mhash: str) -> str:
 def _plain(obj):
     """Only str / number / bool / None / list / dict, so the checkpoint loads with weights_only=True."""
     return json.loads(json.dumps(obj, default=str))
+
+
+def _fit_keeping_ctrl_c(t: pl.Trainer, net: pl.LightningModule, dm) -> None:
+    """trainer.fit, with Ctrl-C raised as KeyboardInterrupt again.
+
+    Lightning catches Ctrl-C, ignores SIGINT from then on and calls sys.exit(1): a search would leave its Optuna
+    trial RUNNING and a compare would end with rc 1 and no word. Restore both, so callers see the interrupt.
+    """
+    try:
+        t.fit(net, datamodule=dm)
+    except SystemExit as e:
+        if not t.interrupted:
+            raise
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from e
 
 
 def _reset_distributed(env_before: dict) -> None:

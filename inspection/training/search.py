@@ -62,6 +62,10 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction,
                                 sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # left RUNNING by a process that died (killed, power cut): it will never finish, so it must not count
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        log.warning("study %s: trial %d was left unfinished by an earlier run: marked FAIL", study_name, t.number)
     if study.trials:  # resumed: the sampler's random state is not stored, and the same seed would replay trial 1
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -68,6 +68,22 @@ def _warn_skipped(entry: Skipped) -> None:
     log.warning("%s", entry)
 
 
+MASK_SUFFIXES = ("_mask", "-mask")  # MVTec: ground_truth/<type>/<n>_mask.png
+
+
+def is_mask_name(path: Path) -> bool:
+    """A segmentation mask by its name (`003_mask.png`), not an image to classify."""
+    return path.stem.lower().endswith(MASK_SUFFIXES)
+
+
+def drop_masks(files: list[Path], where: Path) -> tuple[list[Path], list[Path]]:
+    """(images, masks) of a listing; masks are left out with a warning naming how many and an example."""
+    masks = [f for f in files if is_mask_name(f)]
+    if masks:
+        log.warning("%s: %d mask file(s) left out, not images to classify (e.g. %s)", where, len(masks), masks[0])
+    return [f for f in files if not is_mask_name(f)], masks
+
+
 def _check_one(path: Path) -> tuple[str, str | None]:
     """(sha256, why it does not decode or None): one read serves both the hash and the decode check."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -12,11 +13,14 @@ from inspection.data.importers.common import (
     SourceImage,
     build_manifest,
     check_source,
+    drop_masks,
     is_within,
     list_images,
 )
 from inspection.data.manifest import LABELER_PREFIX, Manifest, read_csv_table
 from inspection.data.near_duplicates import NearDupConfig
+
+log = logging.getLogger(__name__)
 
 
 def import_folder(
@@ -37,20 +41,25 @@ def import_folder(
         d for d in src.iterdir() if d.is_dir() and not d.name.startswith(".") and d.resolve() != out_res
     )
     images: list[SourceImage] = []
-    empty = []
+    empty, classes, masks = [], [], []
     for d in class_dirs:
-        files = [f for f in list_images(d) if not is_within(f.resolve(), out_res)]
+        files, found = drop_masks([f for f in list_images(d) if not is_within(f.resolve(), out_res)], d)
+        masks += [f.relative_to(src).as_posix() for f in found]
+        if not files and found:  # a folder of masks (MVTec's ground_truth/): not a class
+            log.warning("%s: holds only masks (%d): not a class, left out", d, len(found))
+            continue
         if not files:
             empty.append(d.name)
+        classes.append(d.name)
         images += [SourceImage(f, f.relative_to(src).as_posix(), d.name) for f in files]
     if empty:
         raise ManifestError(f"{src}: class folders without images: {empty}")
-    classes = [d.name for d in class_dirs]
     if labels_csv is not None:
         _attach_labelers(images, Path(labels_csv), classes)
     return build_manifest(
         images, src.resolve().name, classes, src, out_dir, ImportOptions(seed, fractions, copy, skip_bad, near_dup),
-        ok_classes=ok_classes, info={"importer": "folder", "labels_csv": str(labels_csv) if labels_csv else ""},
+        ok_classes=ok_classes, info={"importer": "folder", "labels_csv": str(labels_csv) if labels_csv else "",
+                             "masks_left_out": len(masks)},
     )
 
 

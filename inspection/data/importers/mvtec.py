@@ -12,6 +12,7 @@ from inspection.data.importers.common import (
     SourceImage,
     build_manifest,
     check_source,
+    drop_masks,
     list_images,
 )
 from inspection.data.manifest import Manifest, write_manifest
@@ -55,7 +56,7 @@ def import_mvtec(
     missing_masks = []
     for split_dir in (train_dir, test_dir):
         for cls_dir in sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            for f in list_images(cls_dir):
+            for f in drop_masks(list_images(cls_dir), cls_dir)[0]:
                 cols = {"meta_source_split": split_dir.name, "meta_mask": ""}
                 if cls_dir.name != OK_CLASS:
                     mask = gt_dir / cls_dir.name / f.relative_to(cls_dir).with_name(f"{f.stem}_mask.png")
