@@ -27,6 +27,7 @@ from inspection.evaluation.compare import (
     arm_summary,
     assert_same_test_split,
     flipped_verdicts,
+    paired_delta,
     run_arms,
 )
 from inspection.evaluation.compare_report import plot_noise_curve, write_report
@@ -126,7 +127,8 @@ def run_compare(overrides: list[str]) -> dict:
     s = dc.summary
     report = {
         "dataset": cfg.data.name, "preset": cfg.compare.name, "n_test": n_test, "n_seeds": len(cfg.compare.seeds),
-        "arms": {a.name: {**arm_summary(runs[a.name]), "note": a.note} for a in arms},
+        "arms": {a.name: {**arm_summary(runs[a.name]), "note": a.note,
+                          "delta_vs_baseline": paired_delta(runs["baseline"], runs[a.name])} for a in arms},
         "curation": {"relabel budget used": f"{s['relabel_budget_used']} images "
                                             f"({100 * s['relabel_budget_share']:.1f}% of train/val)",
                      "relabelled": s["curation"].get("relabelled"), "removed": s["curation"].get("removed"),
