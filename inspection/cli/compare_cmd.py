@@ -73,7 +73,6 @@ def _train_fn(forward: list[str]):
 def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> dict:
     mc = cfg.compare.model_centric
     space = OmegaConf.to_container(mc.space, resolve=True)
-
     baseline = list(cfg.compare.recipe)  # trial 0: the search never selects below the baseline on validation
 
     def objective(trial: list[str], number: int) -> float:
