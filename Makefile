@@ -30,7 +30,7 @@ demo: install  ## the DVC pipeline on the synthetic default (dvc repro), then in
 		--out $(DEMO)/inspect.csv --report $(DEMO)/report.html --overwrite --quiet >$(DEMO)/inspect.log 2>&1 \
 		|| { cat $(DEMO)/inspect.log; exit 1; }
 	@echo "inspect: the data-centric ONNX model on data/synth_steel/images → $(DEMO)/inspect.csv"
-	@echo; sed -n '/^| arm /,/^$$/p' outputs/pipeline/compare/report.md
+	@echo; awk '/^\| arm /{f=1} f && /^$$/{exit} f' outputs/pipeline/compare/report.md
 	@echo "Read more: outputs/pipeline/compare/report.md (audit, curation, per-class recall), compare.png beside it,"
 	@echo "  $(DEMO)/report.html (the inspected folder), outputs/pipeline/ (every arm: train/evaluate/export/verify),"
 	@echo "  source $(VENV)/bin/activate && dvc metrics show."

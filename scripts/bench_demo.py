@@ -58,19 +58,43 @@ def run_seed(seed: int, work: Path, extra: list[str]) -> dict:
     }
 
 
+def partial_seed(seed: int, work: Path) -> dict:
+    """What an unfinished seed got done: the curation loop's figures and the arm runs that finished."""
+    out = work / f"seed{seed}" / "outputs" / "compare" / "synth_steel_demo"
+    entry: dict = {"generator_seed": seed, "finished": False}
+    dc = out / "data" / "data_centric.json"
+    if dc.is_file():
+        s = json.loads(dc.read_text())
+        a, c = s["audit_vs_gold"], s["curation"]
+        entry |= {"noise_v1_to_v2": f"{100 * c['noise_before']:.1f}% → {100 * c['noise_after']:.1f}%",
+                  "queue_precision": a["queue"]["precision"], "queue_recall": a["queue"]["recall"],
+                  "label_issues_precision": a["label_issues"]["precision"]}
+    entry["finished_runs"] = {arm.name: {r.name: json.loads((r / "eval_test/metrics.json").read_text())["accuracy"]
+                                         for r in sorted(arm.iterdir()) if (r / "eval_test/metrics.json").is_file()}
+                              for arm in sorted((out / "runs").iterdir())} if (out / "runs").is_dir() else {}
+    return entry
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/demo_seeds.json")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_demo"))
+    p.add_argument("--collect-only", action="store_true",
+                   help="run nothing: assemble finished seeds, and what unfinished ones got done")
     p.add_argument("overrides", nargs="*", help="extra compare overrides (key=value)")
     a = p.parse_args()
-    runs = []
+    runs, unfinished = [], []
     for seed in a.seeds:
         done = a.work / f"seed{seed}" / "bench.json"  # a finished seed keeps its own timing (parallel invocations)
+        if not done.is_file() and a.collect_only:
+            unfinished.append(partial_seed(seed, a.work))
+            continue
         runs.append(json.loads(done.read_text()) if done.is_file() else run_seed(seed, a.work, a.overrides))
         done.write_text(json.dumps(runs[-1], indent=2) + "\n")
         print(json.dumps(runs[-1]), flush=True)
+    if not runs:
+        raise SystemExit("no finished seed to report")
     dc = [r["delta_vs_baseline"]["data_centric"] for r in runs]
     mc = [r["delta_vs_baseline"]["model_centric"]["mean"] for r in runs]
     summary = {
@@ -81,7 +105,8 @@ def main() -> None:
                                                                  r["accuracy"]["model_centric"]) for r in runs),
     }
     out = {"what": "compare=demo on synthetic steel, one run per generator seed (data.prepare.seed)",
-           "overrides": a.overrides, "summary": summary, "runs": runs, "machine": machine_info()}
+           "overrides": a.overrides, "summary": summary, "runs": runs, "unfinished": unfinished,
+           "machine": machine_info()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

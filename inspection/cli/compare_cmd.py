@@ -91,12 +91,21 @@ def _arm_recipe(cfg: DictConfig, trial: list[str], is_baseline: bool) -> list[st
     return list(trial) if is_baseline else [*cfg.compare.model_centric.recipe, *trial]
 
 
+def _short(override: str) -> str:
+    """`optim.lr=0.003538453590906551` → `optim.lr=0.00354`, for the table a person reads."""
+    key, _, value = override.partition("=")
+    try:
+        return f"{key}={float(value):.3g}" if "." in value or "e" in value.lower() else override
+    except ValueError:
+        return override
+
+
 def _arms(cfg: DictConfig, dc, mc_overrides: list[str]) -> list[Arm]:
     recipe = list(cfg.compare.recipe)
     return [Arm("baseline", dc.v1_csv, recipe, "v1 labels, fixed recipe"),
             Arm("model_centric", dc.v1_csv, _arm_recipe(cfg, mc_overrides, mc_overrides == recipe),
                 "v1 labels, searched: " + ("the baseline recipe won" if mc_overrides == recipe
-                                           else " ".join(mc_overrides))),
+                                           else " ".join(map(_short, mc_overrides)))),
             Arm("data_centric", dc.v2_csv, recipe, "v2 (curated), fixed recipe"),
             Arm("oracle", dc.gold_csv, recipe, "gold labels, fixed recipe")]
 
