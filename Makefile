@@ -23,14 +23,24 @@ browser:  ## install Debian chromium for the HTML-report browser test (needs roo
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed (not root): browser test will be skipped"; }
 
 demo: install  ## the DVC pipeline on the synthetic default (dvc repro), then inspect a folder; prints the compare table
-	source $(VENV)/bin/activate && dvc repro
-	$(BIN)/inspection inspect outputs/pipeline/export/data_centric/model.onnx data/synth_steel/images \
-		--out $(DEMO)/inspect.csv --report $(DEMO)/report.html --overwrite
-	@echo; echo "Pipeline outputs under outputs/pipeline/: train/<arm>/ (model.pt, training_curves.png), evaluate/<arm>/"
-	@echo "  (metrics.json + confusion.png on the gold test split), export/<arm>/ (model.onnx + model.json), compare/;"
-	@echo "  label sets v1/v2 under labels/; inspection rows + HTML report under $(DEMO)/."
-	@echo "  All metrics: source $(VENV)/bin/activate && dvc metrics show. Compare table:"; echo
-	@cat outputs/pipeline/compare/report.md
+	@mkdir -p $(DEMO)
+	@echo "dvc repro: the pipeline on synthetic steel (one line per stage; full log in $(DEMO)/repro.log)"
+	@source $(VENV)/bin/activate && set -o pipefail && dvc repro 2>&1 \
+		 | $(PY) scripts/demo_progress.py $(DEMO)/repro.log
+	@$(BIN)/inspection inspect outputs/pipeline/export/data_centric/model.onnx data/synth_steel/images \
+		--out $(DEMO)/inspect.csv --report $(DEMO)/report.html --overwrite --quiet >$(DEMO)/inspect.log 2>&1 \
+		|| { cat $(DEMO)/inspect.log; exit 1; }
+	@echo "inspect: the data-centric ONNX model on data/synth_steel/images → $(DEMO)/inspect.csv"
+	@echo; awk '/^\| arm /{f=1} f && /^$$/{exit} f' outputs/pipeline/compare/report.md
+	@echo "Read more: outputs/pipeline/compare/report.md (audit, curation, per-class recall), compare.png beside it,"
+	@echo "  $(DEMO)/report.html (the inspected folder), outputs/pipeline/ (every arm: train/evaluate/export/verify),"
+	@echo "  source $(VENV)/bin/activate && dvc metrics show."
+	@echo
+	@$(PY) scripts/demo_progress.py --summary outputs/pipeline/compare/report.json
+	@echo "Your own images (one folder per class):"
+	@echo "  inspection data import folder PATH/TO/CLASS_FOLDERS --out data/mine"
+	@echo "  inspection audit data/mine/manifest.csv --out outputs/audit_mine   # what to relabel: review_queue.png"
+	@echo "  inspection compare data=folder data.manifest=data/mine/manifest.csv compare=quick"
 
 pipeline: install  ## the pipeline as a DVC experiment with overrides: make pipeline ARGS="-S data=neu"
 	source $(VENV)/bin/activate && dvc exp run $(ARGS) && dvc metrics show

@@ -29,6 +29,7 @@ from inspection.evaluation.compare import (
     arm_summary,
     assert_same_test_split,
     flipped_verdicts,
+    paired_delta,
     run_arms,
 )
 from inspection.evaluation.compare_report import plot_noise_curve, write_report
@@ -75,24 +76,39 @@ def _train_fn(forward: list[str]):
 def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> dict:
     mc = cfg.compare.model_centric
     space = OmegaConf.to_container(mc.space, resolve=True)
-    recipe = list(mc.recipe)
+    baseline = list(cfg.compare.recipe)  # trial 0: the search never selects below the baseline on validation
 
     def objective(trial: list[str], number: int) -> float:
-        c = compose_train([*forward, *recipe, f"data.manifest='{v1}'", *trial, "seed=0", "evaluate_splits=[val]",
-                           "trainer.enable_progress_bar=false"])
+        c = compose_train([*forward, *_arm_recipe(cfg, trial, trial == baseline), f"data.manifest='{v1}'", "seed=0",
+                           "evaluate_splits=[val]", "trainer.enable_progress_bar=false"])
         return float(run_train(c, out_dir=out / f"trial_{number:03d}", quiet=True)[str(mc.metric)])
 
     res = run_study(objective, space, int(mc.n_trials), out / "study.sqlite3", "maximize", int(mc.sampler_seed),
-                    study_name="model_centric")
+                    study_name="model_centric", baseline=baseline)
     return {"best_overrides": res.best_overrides, "best_value": res.best_value, "metric": str(mc.metric),
-            "trials": res.trials}
+            "best_is_baseline": res.best_is_baseline, "trials": res.trials}
+
+
+def _arm_recipe(cfg: DictConfig, trial: list[str], is_baseline: bool) -> list[str]:
+    """A search trial's training overrides: the baseline recipe as it is, else the search recipe + the sample."""
+    return list(trial) if is_baseline else [*cfg.compare.model_centric.recipe, *trial]
+
+
+def _short(override: str) -> str:
+    """`optim.lr=0.003538453590906551` → `optim.lr=0.00354`, for the table a person reads."""
+    key, _, value = override.partition("=")
+    try:
+        return f"{key}={float(value):.3g}" if "." in value or "e" in value.lower() else override
+    except ValueError:
+        return override
 
 
 def _arms(cfg: DictConfig, dc, mc_overrides: list[str]) -> list[Arm]:
     recipe = list(cfg.compare.recipe)
     return [Arm("baseline", dc.v1_csv, recipe, "v1 labels, fixed recipe"),
-            Arm("model_centric", dc.v1_csv, [*cfg.compare.model_centric.recipe, *mc_overrides],
-                "v1 labels, searched: " + " ".join(mc_overrides)),
+            Arm("model_centric", dc.v1_csv, _arm_recipe(cfg, mc_overrides, mc_overrides == recipe),
+                "v1 labels, searched: " + ("the baseline recipe won" if mc_overrides == recipe
+                                           else " ".join(map(_short, mc_overrides)))),
             Arm("data_centric", dc.v2_csv, recipe, "v2 (curated), fixed recipe"),
             Arm("oracle", dc.gold_csv, recipe, "gold labels, fixed recipe")]
 
@@ -136,7 +152,8 @@ def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock,
     report = {
         "dataset": cfg.data.name, "preset": cfg.compare.name, "n_test": n_test, "n_seeds": len(cfg.compare.seeds),
         "leak_check": leaks,
-        "arms": {a.name: {**arm_summary(runs[a.name]), "note": a.note} for a in arms},
+        "arms": {a.name: {**arm_summary(runs[a.name]), "note": a.note,
+                          "delta_vs_baseline": paired_delta(runs["baseline"], runs[a.name])} for a in arms},
         "curation": {"relabel budget used": f"{s['relabel_budget_used']} images "
                                             f"({100 * s['relabel_budget_share']:.1f}% of train/val)",
                      "relabelled": s["curation"].get("relabelled"), "removed": s["curation"].get("removed"),

@@ -200,9 +200,14 @@ def run_cmd(
     overrides = build_overrides(load_params(params), list(replace or []), list(set_ or []), list(value or []),
                                 str(params))
     argv = [sys.executable, "-m", "inspection.cli.main", *command, *overrides]
-    typer.echo("+ inspection " + " ".join([*command, *overrides]), err=True)
     if dry_run:
+        typer.echo("+ inspection " + " ".join([*command, *overrides]))
         return
+    # One line per stage: the verb as dvc.yaml writes it; the params overrides stay out of the log (--dry-run
+    # prints them all).
+    sections = ", ".join(dict.fromkeys(x.split(":")[0] for x in [*(replace or []), *(set_ or [])]))
+    typer.echo(f"+ inspection {' '.join(command)}  (+{len(overrides)} overrides from {params}"
+               + (f": {sections})" if sections else ")"), err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":

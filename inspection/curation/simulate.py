@@ -179,6 +179,9 @@ def _resolve_pairs(gold: Manifest, cfg: LabelingConfig, confusion: np.ndarray | 
         if bad or any(len(p) != 2 for p in cfg.confusable_pairs):
             raise ConfigError(f"confusable_pairs must be pairs of classes {gold.classes}; got {cfg.confusable_pairs}")
         return [list(p) for p in cfg.confusable_pairs]
+    declared = gold.info.get("lookalike_pairs")  # a synthetic set names the classes it draws alike
+    if declared and all(c in gold.classes for p in declared for c in p):
+        return [list(p) for p in declared]
     return [list(p) for p in confusable_pairs(centroid_confusion(gold), gold.classes, cfg.n_pairs)]
 
 

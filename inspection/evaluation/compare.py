@@ -98,6 +98,17 @@ def arm_summary(runs: list[Path]) -> dict:
     return out
 
 
+def paired_delta(baseline: list[Path], other: list[Path], metric: str = "accuracy") -> dict:
+    """`other` minus `baseline` per seed (runs paired by seed, same order), with the 95% t-interval of the mean.
+
+    Pairing removes the seed-to-seed spread both arms share (same initialisation, same batches), so the interval
+    is about the difference itself; with identical runs it is exactly 0 ± 0.
+    """
+    if len(baseline) != len(other):
+        raise ValueError(f"paired delta needs the same seeds in both arms: {len(baseline)} vs {len(other)} runs")
+    return mean_ci([_load_metrics(o)[metric] - _load_metrics(b)[metric] for b, o in zip(baseline, other)])
+
+
 def majority_predictions(runs: list[Path]) -> pd.DataFrame:
     """Per test image: the label, the most frequent predicted class over seeds, and how many seeds were right."""
     frames = [_predictions(r)[["path", "label", "predicted"]] for r in runs]

@@ -84,6 +84,17 @@ def leak_warning(leaks: dict[str, dict]) -> list[str]:
             "images. Fix the split first (`inspection data validate MANIFEST --regroup`).", ""]
 
 
+def _delta(arm: dict, base: float) -> str:
+    """Δ accuracy vs baseline in points, with the paired CI where the report has it."""
+    d = arm.get("delta_vs_baseline")
+    if not d:
+        return f"{100 * (arm['accuracy']['mean'] - base):+.1f}"
+    if np.isnan(d["ci95"]) or d["ci95"] == 0:
+        return f"{100 * d['mean']:+.1f}"
+    lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+    return f"{100 * d['mean']:+.1f} (CI {100 * lo:+.1f} to {100 * hi:+.1f})"
+
+
 def render_markdown(report: dict) -> str:
     """A readable report: the table first, then what was done to the data and what changed."""
     arms = report["arms"]
@@ -91,10 +102,11 @@ def render_markdown(report: dict) -> str:
     lines = [f"# Data-centric vs model-centric — {report['dataset']}", "",
              *leak_warning(report.get("leak_check") or {}),
              f"Gold test split: {report['n_test']} images, identical in every arm; {report['n_seeds']} seeds per arm. "
-             "Mean ± 95% CI over seeds (t-interval; shown as a range where it reaches 0 or 100%).", "",
+             "Mean ± 95% CI over seeds (t-interval; shown as a range where it reaches 0 or 100%); Δ is paired by seed, "
+             "with its own 95% CI.", "",
              "| arm | trained on | accuracy % | macro-F1 % | Δ acc vs baseline (pt) |", "|---|---|---|---|---|"]
     for name, a in arms.items():
-        delta = "" if base is None else f"{100 * (a['accuracy']['mean'] - base):+.1f}"
+        delta = "" if base is None else _delta(a, base)
         lines.append(f"| {LABELS.get(name, name)} | {a.get('note', '')} | {_pct(a['accuracy'])} | "
                      f"{_pct(a['macro_f1'])} | {delta} |")
     if any("escape_rate" in a for a in arms.values()):

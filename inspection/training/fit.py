@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -100,6 +101,12 @@ class HistoryCallback(Callback):
                              "val_macro_f1": m.get("val/macro_f1")})
 
 
+# Repeated on every run and not actionable by a user: a Lightning-internal use of a deprecated torch API, and the
+# notice that an epoch on a small dataset has fewer batches than the logging interval (it logs per epoch anyway).
+_LIBRARY_NOISE = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                  r"The number of training batches \(\d+\) is smaller than the logging interval")
+
+
 def fit_classifier(
     data: DataConfig,
     model: ModelConfig,
@@ -115,7 +122,7 @@ def fit_classifier(
     """Train on the manifest's train split, select on val, save model.pt, evaluate val/test through core preprocessing."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(seed, workers=True)
+    pl.seed_everything(seed, workers=True, verbose=False)
     if data.augment_on == "auto":
         on_gpu = trainer.accelerator in ("gpu", "cuda") or (trainer.accelerator == "auto" and torch.cuda.is_available())
         data = replace(data, augment_on="gpu" if on_gpu else "cpu")
@@ -168,7 +175,10 @@ def fit_classifier(
     dm.setup()  # decode + resize once, outside the timed fit
     env_before = dict(os.environ)
     start = time.perf_counter()
-    _fit_keeping_ctrl_c(t, net, dm)
+    with warnings.catch_warnings():
+        for message in _LIBRARY_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        _fit_keeping_ctrl_c(t, net, dm)
     fit_seconds = time.perf_counter() - start
     if t.world_size > 1:
         _reset_distributed(env_before)

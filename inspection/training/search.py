@@ -27,6 +27,7 @@ class SearchResult:
     best_value: float
     trials: list[dict] = field(default_factory=list)
     storage: str = ""
+    best_is_baseline: bool = False  # the baseline recipe (trial 0) won: nothing sampled beat it
 
 
 def suggest_overrides(trial: optuna.Trial, space: dict[str, dict]) -> list[str]:
@@ -54,8 +55,14 @@ def run_study(
     direction: str = "maximize",
     seed: int = 0,
     study_name: str = "search",
+    baseline: list[str] | None = None,
 ) -> SearchResult:
-    """Run (or resume) a study until it has `n_trials` finished trials; objective(overrides, trial_number) → value."""
+    """Run (or resume) a study until it has `n_trials` finished trials; objective(overrides, trial_number) → value.
+
+    `baseline`: the overrides of the recipe the search must beat. A fresh study tries them first (trial 0, queued
+    with Optuna's enqueue_trial and passed to the objective verbatim), so the selected configuration is never worse
+    than the baseline on the objective — a search that finds nothing better returns the baseline itself.
+    """
     storage_path = Path(storage_path)
     storage_path.parent.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{storage_path.resolve()}"
@@ -70,14 +77,21 @@ def run_study(
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     remaining = max(0, n_trials - len(done))
+    queued = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING)
+    if baseline is not None and not any(t.user_attrs.get("baseline") and t.state in queued for t in study.trials):
+        study.enqueue_trial({}, user_attrs={"overrides": list(baseline), "baseline": True})
     if done:
         log.info("resuming study %s: %d trials done, %d to go", study_name, len(done), remaining)
 
     def _objective(trial: optuna.Trial) -> float:
-        overrides = suggest_overrides(trial, space)
-        trial.set_user_attr("overrides", overrides)
+        if trial.user_attrs.get("baseline"):  # queued trial 0: the baseline recipe, outside the sampled space
+            overrides = list(trial.user_attrs["overrides"])
+        else:
+            overrides = suggest_overrides(trial, space)
+            trial.set_user_attr("overrides", overrides)
         value = float(objective(overrides, trial.number))
-        print(f"[search] trial {trial.number + 1}/{n_trials}: {' '.join(overrides)} → {value:.4f}", flush=True)
+        tag = " (baseline recipe)" if trial.user_attrs.get("baseline") else ""
+        print(f"[search] trial {trial.number + 1}/{n_trials}{tag}: {' '.join(overrides)} → {value:.4f}", flush=True)
         return value
 
     if remaining:
@@ -85,6 +99,10 @@ def run_study(
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise RuntimeError(f"search {study_name}: no trial completed")
-    best = study.best_trial
-    trials = [{"number": t.number, "value": t.value, "overrides": t.user_attrs.get("overrides", [])} for t in complete]
-    return SearchResult(list(best.user_attrs.get("overrides", [])), float(best.value), trials, storage)
+    # Best value; on a tie the baseline recipe (the simpler claim), then the earliest trial.
+    sign = 1.0 if direction == "maximize" else -1.0
+    best = max(complete, key=lambda t: (sign * float(t.value), bool(t.user_attrs.get("baseline")), -t.number))
+    trials = [{"number": t.number, "value": t.value, "overrides": t.user_attrs.get("overrides", []),
+               "baseline": bool(t.user_attrs.get("baseline"))} for t in complete]
+    return SearchResult(list(best.user_attrs.get("overrides", [])), float(best.value), trials, storage,
+                        bool(best.user_attrs.get("baseline")))

@@ -1,4 +1,5 @@
-"""`inspection compare` end to end on a tiny synthetic configuration: arms, report, resume, gold test split."""
+"""`inspection compare` end to end on the demo's preset at a reduced size: arms, report, resume, gold test split,
+and the story `make demo` tells (curated labels beat the baseline; a search never lands below it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 from inspection.data.manifest import load_manifest
 
+pytestmark = pytest.mark.slow  # about 2 minutes of CPU: 14 small trainings
+
 
 @pytest.fixture(scope="module")
 def compare_run(tmp_path_factory):
@@ -19,7 +22,10 @@ def compare_run(tmp_path_factory):
     try:
         from inspection.cli.compare_cmd import run_compare
 
-        overrides = ["compare=tiny", "data.prepare.n_per_class=20", "compare.seeds=[0,1]"]
+        # The demo's preset (conf/compare/demo.yaml) with 60 images per class instead of 100, 2 seeds instead of 3,
+        # and a search of one trial: the baseline recipe itself (issue 21: the search starts from it).
+        overrides = ["compare=demo", "data.prepare.n_per_class=60", "compare.seeds=[0,1]",
+                     "compare.model_centric.n_trials=1"]
         report = run_compare(overrides)
     finally:
         os.environ.pop("INSPECTION_ROOT")
@@ -76,3 +82,21 @@ def test_rerun_resumes_without_training(compare_run, capsys):
     text = capsys.readouterr().out
     assert "training …" not in text and text.count("done earlier, reusing") == 8
     assert again["arms"]["oracle"]["accuracy"] == report["arms"]["oracle"]["accuracy"]
+
+
+def test_the_demo_story_curated_labels_beat_the_baseline(compare_run):
+    """The ordering `make demo` shows: data-centric above baseline (mean over seeds), oracle at least as good as the
+    v1 arms; a search whose only trial is the baseline recipe selects it, so model-centric equals baseline exactly.
+
+    Training is deterministic here (CPU, fixed seeds), so this is no coin toss: a change to the generator, the
+    labelling simulation, the audit or curation that loses the data-centric gain fails it. At this reduced size the
+    per-seed gain still swings (measured +11.1 and −4.2 points), so only the mean is asserted."""
+    _, _, report, _ = compare_run
+    arms = report["arms"]
+    acc = {a: v["accuracy"]["mean"] for a, v in arms.items()}
+    assert acc["data_centric"] > acc["baseline"], acc
+    assert arms["data_centric"]["delta_vs_baseline"]["mean"] > 0, arms["data_centric"]["delta_vs_baseline"]
+    assert acc["oracle"] >= max(acc["baseline"], acc["model_centric"]), acc
+    mc = report["model_centric"]
+    assert mc["best_is_baseline"] and mc["trials"][0]["baseline"]
+    assert arms["model_centric"]["accuracy"]["values"] == arms["baseline"]["accuracy"]["values"]

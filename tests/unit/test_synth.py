@@ -59,7 +59,10 @@ def test_manifest_loads_and_describes_the_dataset(steel: Manifest, pill: Manifes
         assert loaded.classes == classes
         assert loaded.ok_classes == ok
         assert loaded.name == m.name
-        assert loaded.info == {"source": "synthetic", "kind": m.info["kind"], "seed": 3, "size": 48, "n_per_class": 10}
+        pairs = {"lookalike_pairs": [["crazing", "rolled-in_scale"], ["inclusion", "pitted_surface"]]} \
+            if m.info["kind"] == "steel" else {}
+        assert loaded.info == {"source": "synthetic", "kind": m.info["kind"], "seed": 3, "size": 48, "n_per_class": 10,
+                               **pairs}
         assert list(loaded.rows.columns) == ["path", "label", "split", "sha256", "meta_severity"]
         assert len(loaded.rows) == 10 * len(classes)
         for path, label in zip(loaded.rows["path"], loaded.rows["label"]):

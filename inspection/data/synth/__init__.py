@@ -74,7 +74,8 @@ def generate_dataset(
         rows=rows[["path", "label", "split", "sha256", "meta_severity"]],
         image_root=image_root,
         ok_classes=list(spec.ok_classes),
-        info={"source": "synthetic", "kind": kind, "seed": seed, "size": size, "n_per_class": n_per_class},
+        info={"source": "synthetic", "kind": kind, "seed": seed, "size": size, "n_per_class": n_per_class,
+              **({"lookalike_pairs": [list(p) for p in spec.lookalike_pairs]} if spec.lookalike_pairs else {})},
     )
     write_manifest(manifest, out / "manifest.csv")
     return manifest

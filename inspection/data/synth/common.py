@@ -20,6 +20,9 @@ class SynthKind:
     classes: tuple[str, ...]
     ok_classes: tuple[str, ...]
     render: Renderer
+    # Class pairs drawn alike on purpose where the defect is faint: what a human labeler confuses (recorded in the
+    # manifest's info; the labelling simulation takes its confusable pairs from here).
+    lookalike_pairs: tuple[tuple[str, str], ...] = ()
 
 
 def draw_severity(rng: np.random.Generator) -> float:

@@ -129,4 +129,7 @@ def render_steel(label: str, rng: np.random.Generator, size: int, severity: floa
     return to_uint8(img)
 
 
-STEEL = SynthKind(classes=CLASSES, ok_classes=(), render=render_steel)
+# Faint crazing (a few short dashes) meets faint rolled-in scale (a few small flakes); a faint inclusion (small
+# dark blobs) meets pitted surface (a handful of dark pits). Scratches and patches have no look-alike here.
+STEEL = SynthKind(classes=CLASSES, ok_classes=(), render=render_steel,
+                  lookalike_pairs=(("crazing", "rolled-in_scale"), ("inclusion", "pitted_surface")))
