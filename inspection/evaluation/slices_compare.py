@@ -16,6 +16,8 @@ from inspection.core.files import atomic_write_text
 from inspection.data.manifest import META_PREFIX, Manifest
 from inspection.evaluation.slices_table import MAX_LEVELS, match_paths
 
+DELTA_COLUMNS = ["slice", "arm", "n", "baseline_accuracy", "accuracy", "delta", "delta_lo", "delta_hi"]
+
 
 def per_image_correct(predictions: list[pd.DataFrame], manifest: Manifest) -> pd.Series:
     """Share of seeds right per test image (index = manifest path), from each seed's predictions.csv."""
@@ -41,7 +43,7 @@ def slice_deltas(arms: dict[str, list[pd.DataFrame]], manifest: Manifest, baseli
     slices += [(f"{c}={v}", (s == v).to_numpy()) for c, s in cols.items() for v in sorted(s.unique()) if v != ""]
     rng = np.random.default_rng(seed)
     base = score[baseline].reindex(test.index).to_numpy()
-    rows = []
+    rows: list[dict] = []
     for name, mask in slices:
         n = int(mask.sum())
         if n < min_size:
@@ -55,12 +57,14 @@ def slice_deltas(arms: dict[str, list[pd.DataFrame]], manifest: Manifest, baseli
             rows.append({"slice": name, "arm": arm, "n": n, "baseline_accuracy": float(base[mask].mean()),
                          "accuracy": float(s.reindex(test.index).to_numpy()[mask].mean()), "delta": float(d.mean()),
                          "delta_lo": float(np.percentile(boots, 2.5)), "delta_hi": float(np.percentile(boots, 97.5))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DELTA_COLUMNS)
 
 
 def slice_deltas_markdown(table: pd.DataFrame, arm: str = "data_centric") -> str:
     """A Markdown table of one arm's deltas, biggest gains first; intervals that exclude 0 in bold."""
     t = table[table["arm"] == arm].sort_values("delta", ascending=False)
+    if t.empty:  # a tiny test split: no slice reaches the minimum size
+        return f"# Per-slice deltas: {arm} vs baseline\n\nNo slice of the gold test split is large enough to compare.\n"
     lines = [f"# Per-slice deltas: {arm} vs baseline", "",
              "Accuracy on the gold test images of each slice (share of seeds right per image, averaged), and the "
              "paired difference with a 95% bootstrap interval over images.", "",
@@ -78,6 +82,6 @@ def write_slice_deltas(runs: dict[str, list[Path]], manifest: Manifest, out_dir:
     preds = {a: [pd.read_csv(r / "eval_test" / "predictions.csv", dtype=str, keep_default_na=False) for r in rs]
              for a, rs in runs.items()}
     table = slice_deltas(preds, manifest)
-    table.to_csv(out_dir / "slice_deltas.csv", index=False, float_format="%.4f")
+    atomic_write_text(out_dir / "slice_deltas.csv", table.to_csv(index=False, float_format="%.4f"))
     atomic_write_text(out_dir / "slice_deltas.md", slice_deltas_markdown(table))
     return out_dir / "slice_deltas.md"

@@ -146,5 +146,6 @@ def test_real_neu_short_training(neu_dir, tmp_path):
     res = fit_classifier(data, ModelConfig("tiny_cnn"), OptimConfig(lr=3e-3),
                          TrainerConfig(max_epochs=4, accelerator="cpu", enable_progress_bar=False),
                          tmp_path / "run", seed=0, evaluate_splits=("test",))
-    assert res.test_metrics["n"] == 360
+    # 20% of 1,800, give or take the near-duplicate clusters (issue 20) that move a few images as one group.
+    assert abs(res.test_metrics["n"] - 360) <= 6, res.test_metrics["n"]
     assert res.test_metrics["accuracy"] >= 0.6, res.test_metrics["accuracy"]
