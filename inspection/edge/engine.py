@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -50,6 +51,15 @@ class CardBacked:
     decoded for it (the same calls as training-side evaluation), and verdicts with the card's thresholds."""
 
     card: ModelCard
+    path: Path  # the model file
+    model_hash: str
+
+    def describe_card(self) -> str:
+        """The card's model in one line (backbone, precision, input, classes) + where it runs: for describe()."""
+        c = self.card
+        return (f"{self.path.name} [{self.model_hash}] {c.backbone or 'model'} {c.precision} "
+                f"{c.preprocess.height}x{c.preprocess.width}x{c.preprocess.channels} "
+                f"{len(c.class_names)} classes on {self.runs_on()}")
 
     @property
     def class_names(self) -> list[str]:

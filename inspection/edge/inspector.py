@@ -127,10 +127,7 @@ class OnnxInspector(CardBacked):
         return self.decide(self.predict(batch))
 
     def describe(self) -> str:
-        c = self.card
-        return (f"{self.path.name} [{self.model_hash}] {c.backbone or 'model'} {c.precision} "
-                f"{c.preprocess.height}x{c.preprocess.width}x{c.preprocess.channels} "
-                f"{len(c.class_names)} classes on {self.runs_on()}")
+        return self.describe_card()
 
     def runs_on(self) -> str:
         return self.providers.describe()

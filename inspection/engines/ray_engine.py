@@ -214,10 +214,7 @@ class RayInspector(CardBacked):
                                       f"; this machine's local cluster has {have:g}")
 
     def describe(self) -> str:
-        c = self.card
-        return (f"{self.path.name} [{self.model_hash}] {c.backbone or 'model'} {c.precision} "
-                f"{c.preprocess.height}x{c.preprocess.width}x{c.preprocess.channels} "
-                f"{len(c.class_names)} classes on {self.runs_on()}")
+        return self.describe_card()
 
     def runs_on(self) -> str:
         gpus = f", {self.gpus:g} GPU each" if self.gpus else ""

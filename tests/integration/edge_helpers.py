@@ -61,3 +61,21 @@ def train_on_manifest(manifest: Manifest, csv: Path, ckpt: Path, size: int = 32,
              "metrics": {"val": {"accuracy": 0.5}}}
     return train_tiny([str(manifest.abspath(p)) for p in rows["path"]], list(rows["label"]), manifest.classes,
                       spec, ckpt, thresholds, steps, extra)
+
+
+def small_exported_model(tmp: Path) -> tuple[Path, Path, Path]:
+    """(manifest.csv, model.pt, model.onnx) of a barely trained tiny model on 4 synthetic images per class."""
+    from inspection.data.manifest import load_manifest
+    from inspection.export import export_model
+
+    csv = make_dataset(tmp / "data", "steel", n_per_class=4, size=32)
+    ckpt = train_on_manifest(load_manifest(csv), csv, tmp / "model.pt", size=32, steps=3)
+    return csv, ckpt, export_model(ckpt, tmp / "onnx").exported.onnx_path
+
+
+def assert_clean_error(r, *expected: str) -> None:
+    """A finished CLI process that failed the user way: exit 2, `error:` and no traceback, naming `expected`."""
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr and "error:" in r.stderr, r.stderr[-2000:]
+    for text in expected:
+        assert text in r.stderr, (text, r.stderr[-2000:])

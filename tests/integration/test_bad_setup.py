@@ -13,7 +13,7 @@ import onnx
 import pytest
 import torch
 import typer
-from edge_helpers import make_dataset, train_on_manifest
+from edge_helpers import assert_clean_error, small_exported_model
 from tiny_onnx import tiny_card, write_images, write_tiny_onnx
 from typer.testing import CliRunner
 
@@ -21,7 +21,6 @@ from inspection.cli import export_cmds
 from inspection.core.errors import ManifestError
 from inspection.data.manifest import load_manifest
 from inspection.edge.inspector import CARD_KEY
-from inspection.export import export_model
 
 
 def _inspection(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -37,20 +36,10 @@ def _cli(*args: str | Path):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def _clean_error(r: subprocess.CompletedProcess, *expected: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr and "error:" in r.stderr, r.stderr[-2000:]
-    for text in expected:
-        assert text in r.stderr, (text, r.stderr[-2000:])
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad_setup")
-    csv = make_dataset(tmp / "data", "steel", n_per_class=4, size=32)
-    ckpt = train_on_manifest(load_manifest(csv), csv, tmp / "model.pt", size=32, steps=3)
-    onnx_path = export_model(ckpt, tmp / "onnx").exported.onnx_path
-    return tmp, csv, ckpt, onnx_path
+    return (tmp, *small_exported_model(tmp))
 
 
 def _edit_card(src: Path, dst: Path, edit) -> Path:
@@ -97,7 +86,7 @@ def test_every_class_ok_card_is_refused_before_any_image(exported, tmp_path):
 
     edited = _edit_card(onnx_path, tmp_path / "all_ok.onnx", every_class_ok)
     r = _inspection("inspect", edited, load_manifest(csv).image_root, "--out", tmp_path / "r.csv", cwd=tmp_path)
-    _clean_error(r, "all_ok.onnx", "names every class")
+    assert_clean_error(r, "all_ok.onnx", "names every class")
     assert not (tmp_path / "r.csv").exists()
 
 
@@ -110,7 +99,7 @@ def test_malformed_card_stops_inspect_before_any_image(tmp_path, change):
     write_images(tmp_path / "imgs", 2)
     r = subprocess.run([sys.executable, "-m", "inspection.edge", str(model), str(tmp_path / "imgs"), "--out",
                         str(tmp_path / "r.csv")], capture_output=True, text=True, timeout=120)
-    _clean_error(r, "m.onnx: malformed model card", next(iter(change)))
+    assert_clean_error(r, "m.onnx: malformed model card", next(iter(change)))
     assert not (tmp_path / "r.csv").exists()
 
 
@@ -146,4 +135,4 @@ def test_manifest_paths_are_normalised_and_bad_rows_named(exported, tmp_path):
             load_manifest(variant)
         for text in expected:
             assert text in str(e.value), (name, text, str(e.value))
-    _clean_error(_inspection("data", "validate", csv.with_name("extra.csv"), cwd=tmp_path), "row 2 has")
+    assert_clean_error(_inspection("data", "validate", csv.with_name("extra.csv"), cwd=tmp_path), "row 2 has")

@@ -11,12 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
-from edge_helpers import make_dataset, train_on_manifest
+from edge_helpers import assert_clean_error, small_exported_model
 from typer.testing import CliRunner
 
 from inspection.cli.curation_cmds import register
 from inspection.data.manifest import load_manifest
-from inspection.export import export_model
 
 
 def _inspection(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -25,27 +24,17 @@ def _inspection(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def _clean_error(r: subprocess.CompletedProcess, *expected: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr and "error:" in r.stderr, r.stderr[-2000:]
-    for text in expected:
-        assert text in r.stderr, (text, r.stderr[-2000:])
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("user_errors")
-    csv = make_dataset(tmp / "data", "steel", n_per_class=4, size=32)
-    ckpt = train_on_manifest(load_manifest(csv), csv, tmp / "model.pt", size=32, steps=3)
-    onnx = export_model(ckpt, tmp / "onnx").exported.onnx_path
-    return tmp, csv, ckpt, onnx
+    return (tmp, *small_exported_model(tmp))
 
 
 def test_bad_setting_fails_before_any_work(tmp_path):
     r = _inspection(["train", "debug=fast", "optim.lr=fast"], tmp_path)
-    _clean_error(r, "optim.lr", "expected float", "'fast'")
+    assert_clean_error(r, "optim.lr", "expected float", "'fast'")
     assert not (tmp_path / "data").exists()  # the dataset was not generated first
-    _clean_error(_inspection(["train", "debug=fast", "trainer.max_epochs=2.5"], tmp_path), "trainer.max_epochs")
+    assert_clean_error(_inspection(["train", "debug=fast", "trainer.max_epochs=2.5"], tmp_path), "trainer.max_epochs")
 
 
 def test_every_verb_reports_a_bad_setup_through_the_one_shell(small, tmp_path):
@@ -53,12 +42,12 @@ def test_every_verb_reports_a_bad_setup_through_the_one_shell(small, tmp_path):
     verbs that compose Hydra configs themselves (compare, audit) and a missing file under a typer verb end the same
     way: one `error:` line, exit 2."""
     missing = tmp_path / "nowhere" / "manifest.csv"
-    _clean_error(_inspection(["train", f"data.manifest={missing}", "data.prepare.kind=bogus"], tmp_path),
+    assert_clean_error(_inspection(["train", f"data.manifest={missing}", "data.prepare.kind=bogus"], tmp_path),
                  "data.prepare.kind", "'bogus'")
-    _clean_error(_inspection(["compare", "compare=nosuchpreset"], tmp_path), "nosuchpreset")
-    _clean_error(_inspection(["audit", missing, "--out", tmp_path / "a", "audit.nosuchkey=1"], tmp_path),
+    assert_clean_error(_inspection(["compare", "compare=nosuchpreset"], tmp_path), "nosuchpreset")
+    assert_clean_error(_inspection(["audit", missing, "--out", tmp_path / "a", "audit.nosuchkey=1"], tmp_path),
                  "nosuchkey")
-    _clean_error(_inspection(["data", "validate", missing], tmp_path), str(missing))
+    assert_clean_error(_inspection(["data", "validate", missing], tmp_path), str(missing))
     assert not (tmp_path / "a").exists()
 
 
@@ -70,23 +59,23 @@ def test_broken_checkpoints_are_named(small, tmp_path):
     text.write_text("not a model\n")
     for bad in (truncated, text):
         r = _inspection(["export", bad, "--out", tmp_path / "x"], tmp_path)
-        _clean_error(r, str(bad.name), "not a checkpoint saved by `inspection train`")
+        assert_clean_error(r, str(bad.name), "not a checkpoint saved by `inspection train`")
         assert "weights_only" not in r.stderr and not (tmp_path / "x").exists()
     r = _inspection(["evaluate", f"checkpoint={truncated}", f"data.manifest={csv}", "split=test"], tmp_path)
-    _clean_error(r, str(truncated))
+    assert_clean_error(r, str(truncated))
 
 
 def test_inspect_refuses_nothing_to_do_and_unwritable_output(small, tmp_path):
     root, csv, _, onnx = small
     (tmp_path / "empty").mkdir()
-    _clean_error(_inspection(["inspect", onnx, tmp_path / "empty", "--out", tmp_path / "r.csv"], tmp_path),
+    assert_clean_error(_inspection(["inspect", onnx, tmp_path / "empty", "--out", tmp_path / "r.csv"], tmp_path),
                  "no images in", "empty")
     assert not (tmp_path / "r.csv").exists()
     images = load_manifest(csv).image_root
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
-    _clean_error(_inspection(["inspect", onnx, images, "--out", blocker / "r.csv"], tmp_path), "cannot write")
-    _clean_error(_inspection(["inspect", onnx, images, "--out", tmp_path / "t.csv", "--top-k", "-1"], tmp_path),
+    assert_clean_error(_inspection(["inspect", onnx, images, "--out", blocker / "r.csv"], tmp_path), "cannot write")
+    assert_clean_error(_inspection(["inspect", onnx, images, "--out", tmp_path / "t.csv", "--top-k", "-1"], tmp_path),
                  "--top-k")
 
 
