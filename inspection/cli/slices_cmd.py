@@ -25,7 +25,7 @@ def slices_cmd(
     conjunctions: bool = typer.Option(True, help="Also test pairs of predicates on different columns."),
     top: int = typer.Option(10, help="Slices shown in slices.md (slices.csv has all)."),
 ) -> None:
-    """Where does the model fail? Per-slice accuracy, macro-F1, escape/overkill with 95% CIs, ranked; tested."""
+    """Where does the model fail? Per-slice accuracy, macro-F1, escape/overkill with 95% CIs, tested vs the rest, ranked."""
     import numpy as np
     import pandas as pd
 
