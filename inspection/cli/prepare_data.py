@@ -152,7 +152,6 @@ def _make(prep: DictConfig, out: Path) -> None:
     from inspection.data import importers
 
     src = Path(prep.src)
-    log.info("importing %s from %s into %s", prep.importer, src, out)
     print(f"[data] importing {prep.importer} images from {src} into {out}", flush=True)
     if prep.importer == "neu":
         importers.import_neu(src, out, seed=int(prep.seed))
