@@ -89,7 +89,8 @@ def _reusable(manifest: Path, prep: DictConfig, parts: dict) -> bool:
             recorded = (meta.get("info") or {}).get("source") or meta.get("source") or ""
         except (OSError, ValueError, AttributeError):
             recorded = ""
-        if recorded and Path(recorded).resolve() != Path(parts["src"]):
+        # An importer may record the image folder inside the tree it was given (NEU: <src>/IMAGES).
+        if recorded and not Path(recorded).resolve().is_relative_to(Path(parts["src"])):
             raise ManifestError(f"{manifest}: holds a dataset imported from {recorded}, not from "
                                 f"data.prepare.src={parts['src']}; point data.manifest at a new folder "
                                 f"(e.g. data.manifest=data/<name>/manifest.csv) or remove {out}")

@@ -78,6 +78,18 @@ def test_a_manifest_made_by_someone_else_from_another_source_is_refused(root) ->
         _prepare([f"data.prepare.src={tiles}"])
 
 
+def test_a_dataset_recorded_inside_the_source_tree_is_the_same_import(root) -> None:
+    """NEU records <src>/IMAGES as its source: a derived manifest (compare's campaign, a curated v2) with that
+    dataset.json is reused when data.prepare.src names the tree (compare data=neu failed here in its search)."""
+    from inspection.data.importers import import_folder
+
+    tree = root / "tree"
+    make_folder(tree / "IMAGES", STEEL, n=5, seed=1)
+    import_folder(tree / "IMAGES", root / "work" / "data" / "folder")
+    manifest = _prepare([f"data.prepare.src={tree}"])
+    assert manifest == root / "work" / "data" / "folder" / "manifest.csv"
+
+
 def test_folder_import_leaves_masks_out_with_a_warning(tmp_path, caplog) -> None:
     from inspection.data.importers import import_folder
 
