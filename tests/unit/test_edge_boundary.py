@@ -16,28 +16,24 @@ ALLOWED_THIRD_PARTY = {"numpy", "cv2", "onnxruntime"}
 SERVE_THIRD_PARTY = {"fastapi", "starlette", "uvicorn"}  # the `serve` extra, only under inspection/edge/serve/
 
 
-def test_fresh_interpreter_edge_import_pulls_no_training_stack() -> None:
-    code = (
-        "import sys, inspection.edge, inspection.edge.cli, inspection.edge.report_html, inspection.core\n"
-        f"bad = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
-        "print(','.join(bad))\n"
-    )
+def _forbidden_after(imports: str) -> str:
+    """The FORBIDDEN modules loaded after `imports` in a fresh interpreter, comma-separated ('' when none)."""
+    code = f"import sys\n{imports}\nprint(','.join(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "", f"inspection.edge imported: {out.stdout.strip()}"
+    return out.stdout.strip()
+
+
+def test_fresh_interpreter_edge_import_pulls_no_training_stack() -> None:
+    bad = _forbidden_after("import inspection.edge, inspection.edge.cli, inspection.edge.report_html, inspection.core")
+    assert bad == "", f"inspection.edge imported: {bad}"
 
 
 def test_fresh_interpreter_serve_import_pulls_no_training_stack() -> None:
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
-    code = (
-        "import sys, inspection.edge.serve.app, inspection.edge.serve.cli, inspection.edge.serve.batcher\n"
-        "import fastapi, uvicorn\n"
-        f"bad = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
-        "print(','.join(bad))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "", f"inspection.edge.serve imported: {out.stdout.strip()}"
+    bad = _forbidden_after("import inspection.edge.serve.app, inspection.edge.serve.cli, inspection.edge.serve.batcher\n"
+                           "import fastapi, uvicorn")
+    assert bad == "", f"inspection.edge.serve imported: {bad}"
 
 
 def test_serve_help_runs_from_the_edge_cli() -> None:
