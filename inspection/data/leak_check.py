@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inspection.data.manifest import Manifest
+from inspection.data.manifest import Manifest, manifest_hash
 from inspection.data.near_duplicates import Clusters, NearDupConfig, find_clusters
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,19 @@ def leak_check(manifest: Manifest, cfg: NearDupConfig | None = None, cache_dir: 
     return LeakCheck(len(leaked), cfg.max_distance, leaked[:n_examples], clusters.lookalike)
 
 
+_CHECKED: dict[tuple, LeakCheck] = {}  # (manifest version, image root, config, cache) → its check
+
+
 def warn_if_leaked(manifest: Manifest, where: str, cfg: NearDupConfig | None = None,
                    cache_dir: str | os.PathLike | None = None) -> LeakCheck:
-    """leak_check, logging a warning with the count and examples when the test split is leaked."""
-    check = leak_check(manifest, cfg, cache_dir)
+    """leak_check, logging a warning with the count and examples when the test split is leaked.
+
+    The result is kept per labelled version for the life of the process: compare trains every arm and seed on the
+    same few manifests, and the hashing and pair search need not be redone for each run."""
+    key = (manifest_hash(manifest), str(manifest.image_root), cfg or NearDupConfig(), str(cache_dir))
+    check = _CHECKED.get(key)
+    if check is None:
+        check = _CHECKED[key] = leak_check(manifest, cfg, cache_dir)
     if check.near_duplicates_of_test:
         log.warning(check.message(where))
     if check.lookalike_images:
