@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from inspection.cli.compose import compose_config, compose_group, compose_train
 from inspection.cli.config import prepare_dataset, to_dataclass
 from inspection.cli.hydra_entry import run_train
+from inspection.core.files import file_sha256
 from inspection.core.stamp import WallClock, claim_folder
 from inspection.curation.audit import AuditConfig
-from inspection.curation.campaign import run_data_centric
+from inspection.curation.campaign import load_data_centric, run_data_centric
 from inspection.curation.curate import CurationConfig
 from inspection.curation.simulate import LabelingConfig
 from inspection.data.leak_check import warn_if_leaked
@@ -64,21 +66,42 @@ def _settings(cfg: DictConfig) -> tuple[LabelingConfig, AuditConfig, CurationCon
     return labeling, to_dataclass(AuditConfig, audit_d), to_dataclass(CurationConfig, curate_d)
 
 
-def _train_fn(forward: list[str]):
+def _train_fn(forward: list[str], splits: str = "[test]"):
     def train(arm: Arm, seed: int, run_dir: Path) -> Path:
         cfg = compose_train([*forward, *arm.overrides, f"data.manifest='{arm.manifest}'", f"seed={seed}",
-                             "evaluate_splits=[test]", "trainer.enable_progress_bar=false"])
+                             f"evaluate_splits={splits}", "trainer.enable_progress_bar=false"])
         run_train(cfg, out_dir=run_dir, quiet=True)
         return run_dir
     return train
 
 
-def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> dict:
+def _baseline_seed0(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> Callable[[], Path]:
+    """Trains (or finds) the baseline arm's seed-0 run, scored on val and test: the search's trial 0 too."""
+    run0 = out / "runs" / "baseline" / "seed0"
+
+    def run() -> Path:
+        if all((run0 / f"eval_{s}" / "metrics.json").is_file() for s in ("val", "test")):
+            return run0
+        return _train_fn(forward, "[val,test]")(Arm("baseline", v1, list(cfg.compare.recipe)), 0, run0)
+    return run
+
+
+def _run_metric(run_dir: Path, metric: str) -> float:
+    """`val_macro_f1` of a finished run, read from its eval_val/metrics.json."""
+    split, key = metric.split("_", 1)
+    return float(json.loads((run_dir / f"eval_{split}" / "metrics.json").read_text())[key])
+
+
+def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path,
+            baseline_run: Callable[[], Path] | None = None) -> dict:
     mc = cfg.compare.model_centric
     space = OmegaConf.to_container(mc.space, resolve=True)
     baseline = list(cfg.compare.recipe)  # trial 0: the search never selects below the baseline on validation
 
     def objective(trial: list[str], number: int) -> float:
+        if trial == baseline and baseline_run is not None:
+            # The baseline arm's seed-0 run is this very training (same recipe, labels and seed): train it once.
+            return _run_metric(baseline_run(), str(mc.metric))
         c = compose_train([*forward, *_arm_recipe(cfg, trial, trial == baseline), f"data.manifest='{v1}'", "seed=0",
                            "evaluate_splits=[val]", "trainer.enable_progress_bar=false"])
         return float(run_train(c, out_dir=out / f"trial_{number:03d}", quiet=True)[str(mc.metric)])
@@ -133,13 +156,20 @@ def run_compare(overrides: list[str]) -> dict:
 
 def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock, start: float) -> dict:
     labeling, audit, curation = _settings(cfg)
-    dc = run_data_centric(gold, out / "data", labeling, audit, curation, str(cfg.compare.relabel_method))
+    if cfg.get("label_sets"):  # made earlier (the DVC pipeline's stages): train on exactly those
+        ls = cfg.label_sets
+        dc = load_data_centric(ls.campaign, ls.audit, ls.relabel, ls.curated)
+        _check_same_gold_test(gold, dc.gold_csv)
+        print(f"[data-centric] label sets v1 and v2 from {ls.campaign} and {ls.curated}", flush=True)
+    else:
+        dc = run_data_centric(gold, out / "data", labeling, audit, curation, str(cfg.compare.relabel_method))
     search_json = out / "search" / "search.json"
     if search_json.is_file():
         mc = json.loads(search_json.read_text())
     else:
         print(f"[compare] model-centric search: {cfg.compare.model_centric.n_trials} trials on v1", flush=True)
-        mc = _search(cfg, forward, dc.v1_csv, out / "search")
+        mc = _search(cfg, forward, dc.v1_csv, out / "search",
+                     _baseline_seed0(cfg, forward, dc.v1_csv, out) if 0 in list(cfg.compare.seeds) else None)
         search_json.write_text(json.dumps(mc, indent=2) + "\n")
     arms = _arms(cfg, dc, mc["best_overrides"])
     n_test = assert_same_test_split(arms)
@@ -186,6 +216,16 @@ def arm_leak_checks(arms: list[Arm], cache_dir: str | None) -> dict[str, dict]:
     return out
 
 
+def _check_same_gold_test(gold, gold_csv: Path) -> None:
+    """Label sets made from other data would compare arms on a test split that is not this dataset's."""
+    cols = ["path", "label", "sha256"]
+    ours = gold.split("test")[cols].sort_values("path").reset_index(drop=True)
+    theirs = load_manifest(gold_csv).split("test")[cols].sort_values("path").reset_index(drop=True)
+    if not ours.equals(theirs):
+        raise ValueError(f"label_sets: {gold_csv} has another gold test split than dataset {gold.name!r} — the "
+                         "label sets were made from other data")
+
+
 def _made_from(cfg: DictConfig, forward: list[str], gold) -> dict:
     """What a compare folder's results depend on: the gold data's content, the preset, the forwarded overrides.
 
@@ -193,7 +233,13 @@ def _made_from(cfg: DictConfig, forward: list[str], gold) -> dict:
     """
     preset = {k: v for k, v in OmegaConf.to_container(cfg.compare, resolve=True).items()
               if k not in ("seeds", "noise_seeds", "noise_rates", "name")}
+    label_sets = {}
+    if cfg.get("label_sets"):  # the label files' bytes: relabelled sets must not reuse old runs
+        ls = cfg.label_sets
+        label_sets = {str(p): file_sha256(p) for p in (Path(ls.campaign) / "manifest_v1.csv",
+                                                       *sorted(Path(ls.curated).glob("manifest_*.csv"))) if p.is_file()}
     return {"manifest_hash": manifest_hash(gold), "classes": list(gold.classes), "ok_classes": list(gold.ok_classes),
+            **({"label_sets": label_sets} if label_sets else {}),
             "compare": preset, "overrides": sorted(o for o in forward if not _key(o).startswith("data.prepare")
                                                    and _key(o) != "data.manifest")}
 

@@ -42,7 +42,7 @@ def _inputs(prep: DictConfig) -> dict:
     """The stamp parts: everything that shapes the prepared dataset."""
     if prep.kind == "synth":
         return {"kind": "synth", "synth": str(prep.synth), "n_per_class": int(prep.n_per_class),
-                "size": int(prep.size), "seed": int(prep.seed)}
+                "size": int(prep.size), "seed": int(prep.seed), "fractions": _fractions(prep)}
     src = Path(prep.src)
     if not src.exists():
         raise ManifestError(f"{src}: source for the dataset not found (set data.prepare.src=...)")
@@ -53,6 +53,15 @@ def _inputs(prep: DictConfig) -> dict:
             "binary": bool(prep.get("binary", False)),
             "labels_csv": str(Path(labels).resolve()) if labels else "",
             "labels_csv_files": source_fingerprint(Path(labels).parent) if labels and Path(labels).is_file() else ""}
+
+
+def _fractions(prep: DictConfig) -> list[float]:
+    """A synthetic set's train/val/test shares (`data.prepare.fractions`, default 0.6/0.2/0.2)."""
+    f = [float(x) for x in (prep.get("fractions") or (0.6, 0.2, 0.2))]
+    if len(f) != 3 or min(f) < 0 or abs(sum(f) - 1) > 1e-6 or f[0] == 0 or f[2] == 0:
+        raise ConfigError(f"data.prepare.fractions must be three shares (train, val, test) summing to 1 with "
+                          f"train and test > 0, got {f}")
+    return f
 
 
 def _check_ok_classes(manifest: Path, prep: DictConfig) -> None:
@@ -148,7 +157,8 @@ def _make(prep: DictConfig, out: Path) -> None:
         from inspection.data.synth import generate_dataset
 
         log.info("generating synthetic %s dataset in %s", prep.synth, out)
-        generate_dataset(prep.synth, out, n_per_class=int(prep.n_per_class), size=int(prep.size), seed=int(prep.seed))
+        generate_dataset(prep.synth, out, n_per_class=int(prep.n_per_class), size=int(prep.size), seed=int(prep.seed),
+                         fractions=tuple(_fractions(prep)))
         return
     from inspection.data import importers
 

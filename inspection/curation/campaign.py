@@ -65,3 +65,30 @@ def run_data_centric(gold: Manifest, out_dir: str | Path, labeling: LabelingConf
     }
     atomic_write_text(done, json.dumps(summary, indent=2, default=str) + "\n")
     return DataCentricResult(camp / GOLD_MANIFEST, camp / V1_MANIFEST, c.manifest_csv, summary)
+
+
+def load_data_centric(campaign_dir: str | Path, audit_dir: str | Path, relabel_dir: str | Path,
+                      curated_dir: str | Path) -> DataCentricResult:
+    """The loop's results from the folders an earlier run wrote, e.g. the DVC pipeline's labels → audit →
+    relabel → curate stages, so that `compare` trains on exactly the label sets the pipeline versioned."""
+    camp, audit, relabel_d, cur = (Path(p) for p in (campaign_dir, audit_dir, relabel_dir, curated_dir))
+    need = {camp / GOLD_MANIFEST: "the campaign's gold manifest", camp / V1_MANIFEST: "label set v1",
+            audit / "audit.json": "the audit's summary", relabel_d / "relabel_summary.json": "the relabel summary",
+            cur / "changelog.json": "the curation change log"}
+    missing = [f"{p} ({what})" for p, what in need.items() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError("label sets: missing " + "; ".join(missing))
+    a = json.loads((audit / "audit.json").read_text())
+    changelog = json.loads((cur / "changelog.json").read_text())["summary"]
+    v2 = cur / f"manifest_{changelog.get('version', 'v2')}.csv"
+    if not v2.is_file():
+        raise FileNotFoundError(f"label sets: missing {v2} (the curated label set {cur}/changelog.json describes)")
+    summary = {
+        "gold_csv": str(camp / GOLD_MANIFEST), "v1_csv": str(camp / V1_MANIFEST), "v2_csv": str(v2),
+        "relabel_budget_used": int(a["queued"]),
+        "relabel_budget_share": int(a["queued"]) / max(1, int(a["train_val_images"])),
+        "audit_vs_gold": a.get("score"), "curation": changelog,
+        "relabel": json.loads((relabel_d / "relabel_summary.json").read_text()),
+        "audit_dir": str(audit), "changelog": str(cur), "label_sets_from": "earlier run (compare label_sets=...)",
+    }
+    return DataCentricResult(camp / GOLD_MANIFEST, camp / V1_MANIFEST, v2, summary)

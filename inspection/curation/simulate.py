@@ -42,8 +42,11 @@ class LabelingConfig:
     confusable_pairs: list[list[str]] | None = None  # None: from the confusion matrix given, else from the data
     n_pairs: int = 3
     biased_labeler: int | None = 0  # index of the labeler who systematically calls bias[0] bias[1]
-    bias: list[str] | None = None  # [A, B]; None: the first confusable pair
+    bias: list | str | None = None  # [A, B], [[A, B], [C, D]], "all" (every confusable pair); None: the first
     bias_rate: float = 0.4
+    # The private rule fires only on faint defects (manifest column meta_severity <= this): where a labeler is
+    # unsure, she writes the look-alike. 1.0 (or no severity column): on every image of the class.
+    bias_max_severity: float = 1.0
     ambiguous_rules: list[str] = field(default_factory=lambda: ["first", "last", "random"])  # per labeler
     overlap_rate: float = 0.1  # share of train/val images every labeler labelled in v1 (for agreement)
     bad_acquisition_rate: float = 0.05
@@ -53,7 +56,8 @@ class LabelingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        rates = {"other_noise": self.other_noise, "bias_rate": self.bias_rate, "overlap_rate": self.overlap_rate,
+        rates = {"other_noise": self.other_noise, "bias_rate": self.bias_rate,
+                 "bias_max_severity": self.bias_max_severity, "overlap_rate": self.overlap_rate,
                  "bad_acquisition_rate": self.bad_acquisition_rate, "reject_bad_rate": self.reject_bad_rate}
         rates |= {f"pair_noise[{i}]": r for i, r in enumerate(self.pair_noise)}
         bad = {k: v for k, v in rates.items() if not 0 <= v <= 1}
@@ -136,7 +140,7 @@ def degrade_image(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.nd
 
 
 def _labeler_answer(k: int, gold: str, row: pd.Series, cfg: LabelingConfig, partner: dict[str, str],
-                    classes: list[str], rng: np.random.Generator) -> str:
+                    bias: dict[str, str], classes: list[str], rng: np.random.Generator) -> str:
     """What labeler k writes for an image whose true class is `gold`."""
     boxes = [c for c in str(row.get("meta_box_classes", "")).split("|") if c in classes]
     if str(row.get("meta_multi_defect", "")) == "1" and len(boxes) > 1:
@@ -147,13 +151,40 @@ def _labeler_answer(k: int, gold: str, row: pd.Series, cfg: LabelingConfig, part
         if rule == "last":
             return sorted(boxes)[-1]
         return str(rng.choice(sorted(boxes)))
-    if k == cfg.biased_labeler and cfg.bias and gold == cfg.bias[0] and rng.random() < cfg.bias_rate:
-        return cfg.bias[1]
+    if k == cfg.biased_labeler and gold in bias and _severity(row) <= cfg.bias_max_severity \
+            and rng.random() < cfg.bias_rate:
+        return bias[gold]
     if gold in partner and rng.random() < cfg.pair_noise[k % len(cfg.pair_noise)]:
         return partner[gold]
     if rng.random() < cfg.other_noise:
         return str(rng.choice([c for c in classes if c != gold]))
     return gold
+
+
+def _severity(row: pd.Series) -> float:
+    """The image's defect strength where the manifest records one (synthetic sets), else 0 (the rule applies)."""
+    try:
+        return float(row.get("meta_severity", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _bias_pairs(bias, pairs: list[list[str]], classes: list[str]) -> list[list[str]]:
+    """The biased labeler's rule as [from, to] pairs: None → the first confusable pair, "all" → every one."""
+    if bias is None:
+        out = pairs[:1]
+    elif bias == "all":
+        out = pairs
+    elif isinstance(bias, (list, tuple)) and len(bias) == 2 and all(isinstance(c, str) for c in bias):
+        out = [list(bias)]
+    elif isinstance(bias, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in bias):
+        out = [list(p) for p in bias]
+    else:
+        raise ConfigError(f"bias must be [A, B], a list of [A, B] pairs, 'all' or null; got {bias!r}")
+    bad = [c for p in out for c in p if c not in classes]
+    if bad:
+        raise ConfigError(f"bias {out} names classes outside {classes}: {bad}")
+    return out
 
 
 def _mirror_images(gold: Manifest, root: Path) -> None:
@@ -195,9 +226,9 @@ def simulate_campaign(gold: Manifest, cfg: LabelingConfig, out_dir: str | Path,
     rng = np.random.default_rng(cfg.seed)
     pairs = _resolve_pairs(gold, cfg, confusion)
     partner = {a: b for a, b in pairs} | {b: a for a, b in pairs}
-    cfg = LabelingConfig(**{**asdict(cfg), "bias": cfg.bias or (pairs[0] if pairs else None)})
-    if cfg.bias and any(c not in gold.classes for c in cfg.bias):
-        raise ConfigError(f"bias {cfg.bias} names classes outside {gold.classes}")
+    bias_pairs = _bias_pairs(cfg.bias, pairs, list(gold.classes)) if cfg.biased_labeler is not None else []
+    bias = {a: b for a, b in bias_pairs}
+    cfg = LabelingConfig(**{**asdict(cfg), "bias": bias_pairs})
     root = out / "images"
     _mirror_images(gold, root)
     base = gold.rows.drop(columns=gold.labeler_columns()).copy()  # the campaign defines who labelled what
@@ -232,7 +263,7 @@ def simulate_campaign(gold: Manifest, cfg: LabelingConfig, out_dir: str | Path,
                 ask = k != cfg.v1_labeler and rng.random() < cfg.reject_bad_rate
                 answers.at[i, LABELER_PREFIX + n] = REJECT if ask else str(rng.choice(gold.classes))
             else:
-                answers.at[i, LABELER_PREFIX + n] = _labeler_answer(k, r["meta_gold"], r, cfg, partner,
+                answers.at[i, LABELER_PREFIX + n] = _labeler_answer(k, r["meta_gold"], r, cfg, partner, bias,
                                                                     gold.classes, rng)
     v1_col = LABELER_PREFIX + names[cfg.v1_labeler]
     rows.loc[trainval, "label"] = answers.loc[trainval, v1_col]

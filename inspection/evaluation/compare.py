@@ -51,10 +51,22 @@ def assert_same_test_split(arms: list[Arm]) -> int:
 
 def run_arms(arms: list[Arm], seeds: list[int], train_fn: TrainFn, out_dir: Path,
              progress: Callable[[str], None] = print) -> dict[str, list[Path]]:
-    """Train every arm with every seed (resuming finished runs); returns the run folders per arm."""
+    """Train every arm with every seed (resuming finished runs); returns the run folders per arm.
+
+    An arm with the same labels and recipe as an earlier one (model-centric when the search kept the baseline
+    recipe) shares that arm's runs: training is deterministic, so a rerun would repeat the same numbers.
+    """
     runs: dict[str, list[Path]] = {}
+    same: dict[tuple, str] = {}
     total, done = len(arms) * len(seeds), 0
     for arm in arms:
+        key = (str(Path(arm.manifest).resolve()), tuple(arm.overrides))
+        if key in same:
+            runs[arm.name] = list(runs[same[key]])
+            done += len(seeds)
+            progress(f"[compare {done}/{total}] {arm.name}: same labels and recipe as {same[key]}, its runs")
+            continue
+        same[key] = arm.name
         runs[arm.name] = []
         for seed in seeds:
             done += 1
