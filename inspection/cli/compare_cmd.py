@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,13 +67,27 @@ def _settings(cfg: DictConfig) -> tuple[LabelingConfig, AuditConfig, CurationCon
     return labeling, to_dataclass(AuditConfig, audit_d), to_dataclass(CurationConfig, curate_d)
 
 
-def _train_fn(forward: list[str], splits: str = "[test]"):
-    def train(arm: Arm, seed: int, run_dir: Path) -> Path:
-        cfg = compose_train([*forward, *arm.overrides, f"data.manifest='{arm.manifest}'", f"seed={seed}",
-                             f"evaluate_splits={splits}", "trainer.enable_progress_bar=false"])
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+    """Trains one arm × seed (a plain object: compare's worker processes receive it pickled)."""
+
+    forward: tuple[str, ...]
+    splits: str = "[test]"
+    threads: int | None = None  # torch threads in a worker process; None: leave as is
+
+    def __call__(self, arm: Arm, seed: int, run_dir: Path) -> Path:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        cfg = compose_train([*self.forward, *arm.overrides, f"data.manifest='{arm.manifest}'", f"seed={seed}",
+                             f"evaluate_splits={self.splits}", "trainer.enable_progress_bar=false"])
         run_train(cfg, out_dir=run_dir, quiet=True)
         return run_dir
-    return train
+
+
+def _train_fn(forward: list[str], splits: str = "[test]") -> TrainRun:
+    return TrainRun(tuple(forward), splits)
 
 
 def _baseline_seed0(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> Callable[[], Path]:
@@ -174,7 +189,11 @@ def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock,
     arms = _arms(cfg, dc, mc["best_overrides"])
     n_test = assert_same_test_split(arms)
     leaks = arm_leak_checks(arms, str(cfg.paths.cache_dir))  # warned before the training, recorded in the report
-    runs = run_arms(arms, list(cfg.compare.seeds), _train_fn(forward), out, progress=lambda m: print(m, flush=True))
+    workers = int(cfg.compare.get("workers", 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    train = TrainRun(tuple(forward), threads=max(1, cores // workers) if workers > 1 else None)
+    runs = run_arms(arms, list(cfg.compare.seeds), train, out, progress=lambda m: print(m, flush=True),
+                    workers=workers)
     flips = flipped_verdicts(runs["baseline"], runs["data_centric"])
     flips.to_csv(out / "flipped.csv", index=False)
     write_slice_deltas(runs, gold, out)  # per-slice deltas between the arms: slice_deltas.csv/.md

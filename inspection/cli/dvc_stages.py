@@ -224,8 +224,8 @@ def prepare_cmd(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from inspection.cli.config import prepare_dataset
     from inspection.cli.data_cmds import summarize
+    from inspection.cli.prepare_data import prepare_dataset  # not cli.config: no Lightning to import
     from inspection.data.manifest import load_manifest
 
     data = select(load_params(params), "data", str(params))

@@ -121,7 +121,7 @@ def run_evaluate(cfg: DictConfig, data_given: bool = True) -> dict:
     """Evaluate a checkpoint on a split of the configured dataset (`data_given=False`: the checkpoint's own)."""
     import torch
 
-    from inspection.cli.config import prepare_dataset
+    from inspection.cli.prepare_data import prepare_dataset  # not cli.config: evaluating needs no Lightning
     from inspection.evaluation.evaluate import evaluate_checkpoint
 
     manifest = None if data_given else _recorded_manifest(cfg.checkpoint)

@@ -41,6 +41,7 @@ class Recipe:
     # CPU threads for torch while training folds (None: leave torch's setting). On a loaded 2-core machine one
     # thread is many times faster than two fighting for the cores; restored afterwards.
     torch_threads: int | None = None
+    channels_last: bool = False  # NHWC tensors: faster convolutions on CPU
     extra: dict = field(default_factory=dict)  # free-form, part of the cache key (e.g. a note)
 
 
@@ -135,11 +136,12 @@ def out_of_fold_predictions(manifest: Manifest, recipe: Recipe | None = None, k:
         data = DataConfig(manifest=str(csv), spec=spec, batch_size=recipe.batch_size,
                           augment=AugmentConfig(enabled=recipe.augment), cache_dir=str(work / "image-cache"))
         trainer = TrainerConfig(max_epochs=recipe.max_epochs, accelerator=recipe.accelerator,
-                                enable_progress_bar=False, log_every_n_steps=50)
+                                enable_progress_bar=False, log_every_n_steps=50, channels_last=recipe.channels_last)
         t0 = time.perf_counter()
         with _training_env(recipe.torch_threads):
             res = fit_classifier(data, ModelConfig(recipe.backbone), OptimConfig(lr=recipe.lr), trainer,
-                                 part / "run", seed=seed + f, evaluate_splits=())
+                                 part / "run", seed=seed + f, evaluate_splits=(),
+                                 check_leaks=False)  # held-out fold, not a test split
         model = load_checkpoint(res.checkpoint)
         paths = [manifest.abspath(p) for p in rows.loc[held, "path"]]
         device = "cuda" if recipe.accelerator in ("auto", "gpu", "cuda") and _cuda() else "cpu"

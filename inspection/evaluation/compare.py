@@ -50,14 +50,17 @@ def assert_same_test_split(arms: list[Arm]) -> int:
 
 
 def run_arms(arms: list[Arm], seeds: list[int], train_fn: TrainFn, out_dir: Path,
-             progress: Callable[[str], None] = print) -> dict[str, list[Path]]:
+             progress: Callable[[str], None] = print, workers: int = 1) -> dict[str, list[Path]]:
     """Train every arm with every seed (resuming finished runs); returns the run folders per arm.
 
     An arm with the same labels and recipe as an earlier one (model-centric when the search kept the baseline
     recipe) shares that arm's runs: training is deterministic, so a rerun would repeat the same numbers.
+    `workers` > 1 trains that many runs at once in worker processes (`train_fn` must then be picklable): small
+    CPU trainings use two single-threaded processes better than one process with two threads.
     """
     runs: dict[str, list[Path]] = {}
     same: dict[tuple, str] = {}
+    todo: list[tuple[str, Arm, int, Path]] = []
     total, done = len(arms) * len(seeds), 0
     for arm in arms:
         key = (str(Path(arm.manifest).resolve()), tuple(arm.overrides))
@@ -71,13 +74,41 @@ def run_arms(arms: list[Arm], seeds: list[int], train_fn: TrainFn, out_dir: Path
         for seed in seeds:
             done += 1
             run_dir = out_dir / "runs" / arm.name / f"seed{seed}"
+            label = f"[compare {done}/{total}] {arm.name} seed {seed}"
             if (run_dir / "train_summary.json").is_file() and (run_dir / "eval_test/metrics.json").is_file():
-                progress(f"[compare {done}/{total}] {arm.name} seed {seed}: done earlier, reusing")
+                progress(f"{label}: done earlier, reusing")
             else:
-                progress(f"[compare {done}/{total}] {arm.name} seed {seed}: training …")
-                run_dir = train_fn(arm, seed, run_dir)
+                todo.append((label, arm, seed, run_dir))
             runs[arm.name].append(run_dir)
+    if workers <= 1 or len(todo) <= 1:
+        for label, arm, seed, run_dir in todo:
+            progress(f"{label}: training …")
+            train_fn(arm, seed, run_dir)
+    else:
+        _train_in_workers(todo, train_fn, workers, progress)
     return runs
+
+
+def _train_in_workers(todo: list[tuple[str, Arm, int, Path]], train_fn: TrainFn, workers: int,
+                      progress: Callable[[str], None]) -> None:
+    """The runs in `workers` spawned processes; the first failure stops the rest and is raised here."""
+    import multiprocessing
+    import time
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        start = time.perf_counter()
+        futures = {pool.submit(train_fn, arm, seed, run_dir): label for label, arm, seed, run_dir in todo}
+        progress(f"[compare] training {len(todo)} runs, {workers} at a time …")
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in finished:
+                f.result()  # a worker's exception, re-raised with its own traceback text
+                progress(f"{futures[f]}: trained ({time.perf_counter() - start:.0f} s)")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def mean_ci(values: list[float]) -> dict:

@@ -12,7 +12,7 @@ import pytest
 
 from inspection.data.manifest import load_manifest
 
-pytestmark = pytest.mark.slow  # about 2 minutes of CPU: 14 small trainings
+pytestmark = pytest.mark.slow  # about 2 minutes on 2 cores: 9 small trainings (3 audit folds + 6 runs, 2 at once)
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,9 @@ def compare_run(tmp_path_factory):
     try:
         from inspection.cli.compare_cmd import run_compare
 
-        # The demo's preset (conf/compare/demo.yaml) with 60 images per class instead of 100, 2 seeds instead of 3,
-        # and a search of one trial: the baseline recipe itself (issue 21: the search starts from it).
-        overrides = ["compare=demo", "data.prepare.n_per_class=60", "compare.seeds=[0,1]",
-                     "compare.model_centric.n_trials=1"]
+        # The demo's preset (conf/compare/demo.yaml) and data, with 2 seeds instead of 3 and a search of one trial:
+        # the baseline recipe itself (issue 21: the search starts from it), whose seed-0 run is the baseline's.
+        overrides = ["compare=demo", "compare.seeds=[0,1]", "compare.model_centric.n_trials=1"]
         report = run_compare(overrides)
     finally:
         os.environ.pop("INSPECTION_ROOT")
@@ -64,7 +63,7 @@ def test_gold_test_split_identical_across_arms(compare_run):
 def test_budget_respected_and_curation_changed_labels(compare_run):
     _, _, report, _ = compare_run
     s = report["data_centric_summary"]
-    assert s["relabel_budget_share"] <= 0.2 + 1e-9
+    assert 0 < s["relabel_budget_share"] <= report["config"]["compare"]["relabel_budget"] + 1e-9
     c = s["curation"]
     assert c["relabelled"] + c["removed"] > 0
     assert c["noise_after"] < c["noise_before"]
@@ -80,7 +79,8 @@ def test_rerun_resumes_without_training(compare_run, capsys):
     finally:
         os.environ.pop("INSPECTION_ROOT")
     text = capsys.readouterr().out
-    assert "training …" not in text and text.count("done earlier, reusing") == 8
+    assert "training" not in text and text.count("done earlier, reusing") == 6  # baseline, data-centric, oracle
+    assert "model_centric: same labels and recipe as baseline, its runs" in text
     assert again["arms"]["oracle"]["accuracy"] == report["arms"]["oracle"]["accuracy"]
 
 
@@ -90,7 +90,8 @@ def test_the_demo_story_curated_labels_beat_the_baseline(compare_run):
 
     Training is deterministic here (CPU, fixed seeds), so this is no coin toss: a change to the generator, the
     labelling simulation, the audit or curation that loses the data-centric gain fails it. At this reduced size the
-    per-seed gain still swings (measured +11.1 and −4.2 points), so only the mean is asserted."""
+    per-seed gain still swings, so the mean is asserted, and the interval only where the demo promises it (3 seeds:
+    `make demo`, benchmarks/results/demo_seeds.json)."""
     _, _, report, _ = compare_run
     arms = report["arms"]
     acc = {a: v["accuracy"]["mean"] for a, v in arms.items()}
