@@ -25,8 +25,9 @@ from inspection.evaluation.machine import machine_info  # noqa: E402
 
 
 def _cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    """This process and its finished children (compare's worker processes)."""
+    return sum(ru.ru_utime + ru.ru_stime for ru in (resource.getrusage(resource.RUSAGE_SELF),
+                                                    resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def run_seed(seed: int, work: Path, extra: list[str]) -> dict:
@@ -104,7 +105,12 @@ def main() -> None:
         "oracle_above_both": all(r["accuracy"]["oracle"] >= max(r["accuracy"]["data_centric"],
                                                                  r["accuracy"]["model_centric"]) for r in runs),
     }
-    out = {"what": "compare=demo on synthetic steel, one run per generator seed (data.prepare.seed)",
+    out = {"baseline_in_this_run": {
+               "what": "each run's baseline arm (v1 labels, fixed recipe) on the same gold test split and seeds, same "
+                       "compare run; every delta is paired against it; the oracle arm (gold labels) is the ceiling "
+                       "in the same run",
+               "anchor": "the bare-loop anchors (../shared/anchors) are NEU/pill only; not run on synthetic steel"},
+           "what": "compare=demo on synthetic steel, one run per generator seed (data.prepare.seed)",
            "overrides": a.overrides, "summary": summary, "runs": runs, "unfinished": unfinished,
            "machine": machine_info()}
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 dvc repro 2>&1 | python scripts/demo_progress.py outputs/demo/repro.log
 python scripts/demo_progress.py --summary outputs/pipeline/compare/report.json   (the demo's closing lines)
-Every input line is written to the log; the terminal shows "[ 12 s] train@baseline (4 s)" per stage, lines our
+Every input line is written to the log (each stage's seconds to <log>.stages.json); the terminal shows "[ 12 s] train@baseline (4 s)" per stage, lines our
 own verbs mark as progress ("[compare …]", "[search] …", "[data-centric] …"), and, when DVC reports an error,
 the last 40 lines of the log. Exit status: 1 when the log holds an error, else 0 (the Makefile also checks
 dvc's own exit status through pipefail).
@@ -52,7 +52,10 @@ def main(log_path: str) -> int:
     if failed:
         print(f"dvc repro failed; the last lines of {log}:", *tail, sep="\n", file=sys.stderr)
         return 1
-    if timings:
+    if timings:  # where the time goes, for benchmarks/: <log>.stages.json
+        log.with_suffix(".stages.json").write_text(json.dumps(
+            {"total_seconds": round(end - start, 1), "skipped": skipped,
+             "stages": {name: round(sec, 1) for name, sec in timings}}, indent=2) + "\n")
         slow = ", ".join(f"{name} {sec:.0f} s" for name, sec in sorted(timings, key=lambda t: -t[1])[:4])
         print(f"[{end - start:5.0f} s] {len(timings)} stages run ({skipped} unchanged); slowest: {slow}. "
               f"Full log: {log}", flush=True)
@@ -74,8 +77,8 @@ def summary(report_json: str) -> str:
     arms, cur = r["arms"], r["curation"]
     base = 100 * arms["baseline"]["accuracy"]["mean"]
     return "\n".join([
-        f"What you saw: {r['dataset']}, labelled by simulated labelers (look-alike classes confused, one labeler's "
-        "systematic bias, bad acquisitions);",
+        f"What you saw: {r['dataset']}, labelled by simulated labelers (one writes faint defects as their look-alike, "
+        "an unwritten rule; slips; bad acquisitions);",
         f"  label noise in train/val {cur['label noise in train/val, v1 → v2']} after the audit and "
         f"{cur['relabel budget used']} asked again.",
         f"  On the same gold test split ({r['n_test']} images, {r['n_seeds']} seeds), baseline {base:.1f}% accuracy: "

@@ -7,18 +7,16 @@ data-centric loop, training.search for the model-centric search, evaluation.comp
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from inspection.cli.compose import compose_config, compose_group, compose_train
+from inspection.cli.compare_runs import TrainRun, fixed_arms, mc_arm, model_centric, torch_threads, train_fn
+from inspection.cli.compose import compose_config, compose_group
 from inspection.cli.config import prepare_dataset, to_dataclass
-from inspection.cli.hydra_entry import run_train
 from inspection.core.files import file_sha256
 from inspection.core.stamp import WallClock, claim_folder
 from inspection.curation.audit import AuditConfig
@@ -27,18 +25,18 @@ from inspection.curation.curate import CurationConfig
 from inspection.curation.simulate import LabelingConfig
 from inspection.data.leak_check import warn_if_leaked
 from inspection.data.manifest import load_manifest, manifest_hash
+from inspection.evaluation.arm_runner import ArmRunner, run_arms
 from inspection.evaluation.compare import (
+    ARM_ORDER,
     Arm,
     arm_summary,
     assert_same_test_split,
     flipped_verdicts,
     paired_delta,
-    run_arms,
 )
 from inspection.evaluation.compare_report import plot_noise_curve, write_report
 from inspection.evaluation.machine import machine_info
 from inspection.evaluation.slices_compare import write_slice_deltas
-from inspection.training.search import run_study
 
 FORWARDED = ("data", "trainer", "paths")  # compare overrides that also shape every training run
 
@@ -65,90 +63,6 @@ def _settings(cfg: DictConfig) -> tuple[LabelingConfig, AuditConfig, CurationCon
     if curate_d.get("ambiguous_priority") is None and cfg.data.get("ambiguous_priority"):
         curate_d["ambiguous_priority"] = list(cfg.data.ambiguous_priority)  # the dataset's written rule
     return labeling, to_dataclass(AuditConfig, audit_d), to_dataclass(CurationConfig, curate_d)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainRun:
-    """Trains one arm × seed (a plain object: compare's worker processes receive it pickled)."""
-
-    forward: tuple[str, ...]
-    splits: str = "[test]"
-    threads: int | None = None  # torch threads in a worker process; None: leave as is
-
-    def __call__(self, arm: Arm, seed: int, run_dir: Path) -> Path:
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
-        cfg = compose_train([*self.forward, *arm.overrides, f"data.manifest='{arm.manifest}'", f"seed={seed}",
-                             f"evaluate_splits={self.splits}", "trainer.enable_progress_bar=false"])
-        run_train(cfg, out_dir=run_dir, quiet=True)
-        return run_dir
-
-
-def _train_fn(forward: list[str], splits: str = "[test]") -> TrainRun:
-    return TrainRun(tuple(forward), splits)
-
-
-def _baseline_seed0(cfg: DictConfig, forward: list[str], v1: Path, out: Path) -> Callable[[], Path]:
-    """Trains (or finds) the baseline arm's seed-0 run, scored on val and test: the search's trial 0 too."""
-    run0 = out / "runs" / "baseline" / "seed0"
-
-    def run() -> Path:
-        if all((run0 / f"eval_{s}" / "metrics.json").is_file() for s in ("val", "test")):
-            return run0
-        return _train_fn(forward, "[val,test]")(Arm("baseline", v1, list(cfg.compare.recipe)), 0, run0)
-    return run
-
-
-def _run_metric(run_dir: Path, metric: str) -> float:
-    """`val_macro_f1` of a finished run, read from its eval_val/metrics.json."""
-    split, key = metric.split("_", 1)
-    return float(json.loads((run_dir / f"eval_{split}" / "metrics.json").read_text())[key])
-
-
-def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path,
-            baseline_run: Callable[[], Path] | None = None) -> dict:
-    mc = cfg.compare.model_centric
-    space = OmegaConf.to_container(mc.space, resolve=True)
-    baseline = list(cfg.compare.recipe)  # trial 0: the search never selects below the baseline on validation
-
-    def objective(trial: list[str], number: int) -> float:
-        if trial == baseline and baseline_run is not None:
-            # The baseline arm's seed-0 run is this very training (same recipe, labels and seed): train it once.
-            return _run_metric(baseline_run(), str(mc.metric))
-        c = compose_train([*forward, *_arm_recipe(cfg, trial, trial == baseline), f"data.manifest='{v1}'", "seed=0",
-                           "evaluate_splits=[val]", "trainer.enable_progress_bar=false"])
-        return float(run_train(c, out_dir=out / f"trial_{number:03d}", quiet=True)[str(mc.metric)])
-
-    res = run_study(objective, space, int(mc.n_trials), out / "study.sqlite3", "maximize", int(mc.sampler_seed),
-                    study_name="model_centric", baseline=baseline)
-    return {"best_overrides": res.best_overrides, "best_value": res.best_value, "metric": str(mc.metric),
-            "best_is_baseline": res.best_is_baseline, "trials": res.trials}
-
-
-def _arm_recipe(cfg: DictConfig, trial: list[str], is_baseline: bool) -> list[str]:
-    """A search trial's training overrides: the baseline recipe as it is, else the search recipe + the sample."""
-    return list(trial) if is_baseline else [*cfg.compare.model_centric.recipe, *trial]
-
-
-def _short(override: str) -> str:
-    """`optim.lr=0.003538453590906551` → `optim.lr=0.00354`, for the table a person reads."""
-    key, _, value = override.partition("=")
-    try:
-        return f"{key}={float(value):.3g}" if "." in value or "e" in value.lower() else override
-    except ValueError:
-        return override
-
-
-def _arms(cfg: DictConfig, dc, mc_overrides: list[str]) -> list[Arm]:
-    recipe = list(cfg.compare.recipe)
-    return [Arm("baseline", dc.v1_csv, recipe, "v1 labels, fixed recipe"),
-            Arm("model_centric", dc.v1_csv, _arm_recipe(cfg, mc_overrides, mc_overrides == recipe),
-                "v1 labels, searched: " + ("the baseline recipe won" if mc_overrides == recipe
-                                           else " ".join(map(_short, mc_overrides)))),
-            Arm("data_centric", dc.v2_csv, recipe, "v2 (curated), fixed recipe"),
-            Arm("oracle", dc.gold_csv, recipe, "gold labels, fixed recipe")]
 
 
 def run_compare(overrides: list[str]) -> dict:
@@ -178,22 +92,25 @@ def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock,
         print(f"[data-centric] label sets v1 and v2 from {ls.campaign} and {ls.curated}", flush=True)
     else:
         dc = run_data_centric(gold, out / "data", labeling, audit, curation, str(cfg.compare.relabel_method))
-    search_json = out / "search" / "search.json"
-    if search_json.is_file():
-        mc = json.loads(search_json.read_text())
-    else:
-        print(f"[compare] model-centric search: {cfg.compare.model_centric.n_trials} trials on v1", flush=True)
-        mc = _search(cfg, forward, dc.v1_csv, out / "search",
-                     _baseline_seed0(cfg, forward, dc.v1_csv, out) if 0 in list(cfg.compare.seeds) else None)
-        search_json.write_text(json.dumps(mc, indent=2) + "\n")
-    arms = _arms(cfg, dc, mc["best_overrides"])
-    n_test = assert_same_test_split(arms)
-    leaks = arm_leak_checks(arms, str(cfg.paths.cache_dir))  # warned before the training, recorded in the report
-    workers = int(cfg.compare.get("workers", 1))
+    fixed = fixed_arms(cfg, dc)
+    n_test = assert_same_test_split(fixed)
+    leaks = arm_leak_checks(fixed, str(cfg.paths.cache_dir))  # warned before the training, recorded in the report
+    seeds, workers = list(cfg.compare.seeds), int(cfg.compare.get("workers", 1))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    train = TrainRun(tuple(forward), threads=max(1, cores // workers) if workers > 1 else None)
-    runs = run_arms(arms, list(cfg.compare.seeds), train, out, progress=lambda m: print(m, flush=True),
-                    workers=workers)
+    threads = max(1, cores // workers) if workers > 1 else None
+    train = TrainRun(tuple(forward), threads=threads)
+    with ArmRunner(train, out, seeds, len(ARM_ORDER), workers, lambda m: print(m, flush=True)) as runner, \
+            torch_threads(threads):
+        # The baseline is also scored on val: its seed-0 run is the search's trial 0 (same recipe, labels, seed).
+        runner.add(fixed[0], dataclasses.replace(train, splits="[val,test]"), splits=("val", "test"))
+        for arm in fixed[1:]:  # with workers these train while the search below runs
+            runner.add(arm)
+        mc = model_centric(cfg, forward, dc.v1_csv, out,
+                            (lambda: runner.wait_for(out / "runs" / "baseline" / "seed0")) if 0 in seeds else None)
+        runner.add(mc_arm(cfg, dc, mc["best_overrides"]))
+        runs = runner.finish()
+    arms = sorted([*fixed, mc_arm(cfg, dc, mc["best_overrides"])], key=lambda a: ARM_ORDER.index(a.name))
+    leaks["model_centric"] = leaks["baseline"]  # the same label set
     flips = flipped_verdicts(runs["baseline"], runs["data_centric"])
     flips.to_csv(out / "flipped.csv", index=False)
     write_slice_deltas(runs, gold, out)  # per-slice deltas between the arms: slice_deltas.csv/.md
@@ -290,8 +207,8 @@ def _noise_sweep(cfg, forward, gold, out, labeling, audit, curation, mc, main_ru
         sub = out / "noise" / f"rate{rate:g}"
         print(f"[compare] noise sweep: rate {rate:g}", flush=True)
         dc = run_data_centric(gold, sub / "data", lab, audit, curation, str(cfg.compare.relabel_method))
-        arms = [a for a in _arms(cfg, dc, mc["best_overrides"]) if a.name != "oracle"]
-        runs = run_arms(arms, list(cfg.compare.noise_seeds), _train_fn(forward), sub, lambda m: print(m, flush=True))
+        arms = [*fixed_arms(cfg, dc)[:2], mc_arm(cfg, dc, mc["best_overrides"])]  # no oracle: gold has no noise
+        runs = run_arms(arms, list(cfg.compare.noise_seeds), train_fn(forward), sub, lambda m: print(m, flush=True))
         noise = dc.summary["curation"].get("noise_before", float(rate))
         for a in arms:
             points[a.name].append({"rate": float(rate), "noise": noise,

@@ -1,15 +1,13 @@
 """Run comparison arms (baseline / model-centric / data-centric / oracle) × seeds on one gold test split.
 
-Library code: each arm is a manifest plus training overrides; `train_fn` (supplied by the CLI, which owns
-Hydra) trains one run and returns its output folder. Finished runs are detected by their train_summary.json,
-so an interrupted compare resumes where it stopped.
+Library code: each arm is a manifest plus training overrides; the runs are trained by arm_runner (with a
+`train_fn` the CLI supplies, as it owns Hydra); this module reads them back: summaries, paired deltas, flips.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +31,6 @@ class Arm:
     note: str = ""
 
 
-TrainFn = Callable[[Arm, int, Path], Path]  # (arm, seed, out_dir) → run folder holding eval_test/
-
-
 def assert_same_test_split(arms: list[Arm]) -> int:
     """The gold test split must be identical (path, label, sha256) in every arm; returns its size."""
     ref = None
@@ -47,68 +42,6 @@ def assert_same_test_split(arms: list[Arm]) -> int:
         elif not ref.equals(test):
             raise ValueError(f"arm {arm.name}: its test split differs from {arms[0].name}'s — comparison invalid")
     return 0 if ref is None else len(ref)
-
-
-def run_arms(arms: list[Arm], seeds: list[int], train_fn: TrainFn, out_dir: Path,
-             progress: Callable[[str], None] = print, workers: int = 1) -> dict[str, list[Path]]:
-    """Train every arm with every seed (resuming finished runs); returns the run folders per arm.
-
-    An arm with the same labels and recipe as an earlier one (model-centric when the search kept the baseline
-    recipe) shares that arm's runs: training is deterministic, so a rerun would repeat the same numbers.
-    `workers` > 1 trains that many runs at once in worker processes (`train_fn` must then be picklable): small
-    CPU trainings use two single-threaded processes better than one process with two threads.
-    """
-    runs: dict[str, list[Path]] = {}
-    same: dict[tuple, str] = {}
-    todo: list[tuple[str, Arm, int, Path]] = []
-    total, done = len(arms) * len(seeds), 0
-    for arm in arms:
-        key = (str(Path(arm.manifest).resolve()), tuple(arm.overrides))
-        if key in same:
-            runs[arm.name] = list(runs[same[key]])
-            done += len(seeds)
-            progress(f"[compare {done}/{total}] {arm.name}: same labels and recipe as {same[key]}, its runs")
-            continue
-        same[key] = arm.name
-        runs[arm.name] = []
-        for seed in seeds:
-            done += 1
-            run_dir = out_dir / "runs" / arm.name / f"seed{seed}"
-            label = f"[compare {done}/{total}] {arm.name} seed {seed}"
-            if (run_dir / "train_summary.json").is_file() and (run_dir / "eval_test/metrics.json").is_file():
-                progress(f"{label}: done earlier, reusing")
-            else:
-                todo.append((label, arm, seed, run_dir))
-            runs[arm.name].append(run_dir)
-    if workers <= 1 or len(todo) <= 1:
-        for label, arm, seed, run_dir in todo:
-            progress(f"{label}: training …")
-            train_fn(arm, seed, run_dir)
-    else:
-        _train_in_workers(todo, train_fn, workers, progress)
-    return runs
-
-
-def _train_in_workers(todo: list[tuple[str, Arm, int, Path]], train_fn: TrainFn, workers: int,
-                      progress: Callable[[str], None]) -> None:
-    """The runs in `workers` spawned processes; the first failure stops the rest and is raised here."""
-    import multiprocessing
-    import time
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        start = time.perf_counter()
-        futures = {pool.submit(train_fn, arm, seed, run_dir): label for label, arm, seed, run_dir in todo}
-        progress(f"[compare] training {len(todo)} runs, {workers} at a time …")
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for f in finished:
-                f.result()  # a worker's exception, re-raised with its own traceback text
-                progress(f"{futures[f]}: trained ({time.perf_counter() - start:.0f} s)")
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def mean_ci(values: list[float]) -> dict:

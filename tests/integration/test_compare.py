@@ -96,7 +96,8 @@ def test_the_demo_story_curated_labels_beat_the_baseline(compare_run):
     arms = report["arms"]
     acc = {a: v["accuracy"]["mean"] for a, v in arms.items()}
     assert acc["data_centric"] > acc["baseline"], acc
-    assert arms["data_centric"]["delta_vs_baseline"]["mean"] > 0, arms["data_centric"]["delta_vs_baseline"]
+    gain = arms["data_centric"]["delta_vs_baseline"]
+    assert min(gain["values"]) > 0 and gain["mean"] > 0.03, gain  # every seed; measured +7.7 and +9.3 points
     assert acc["oracle"] >= max(acc["baseline"], acc["model_centric"]), acc
     mc = report["model_centric"]
     assert mc["best_is_baseline"] and mc["trials"][0]["baseline"]

@@ -23,7 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
-ARMS = ("baseline", "data_centric")  # v1 and v2 label sets; the other arms only differ in their recipe
+ARMS = ("baseline", "data_centric")  # the pipeline's arms: one per label set version
 
 # Tiny: 10 images per class at 32 px, one epoch, a 2-fold audit, a one-seed compare.
 TINY = """\
@@ -218,9 +218,10 @@ def test_every_params_section_survives_the_override_round_trip():
     from inspection.cli.dvc_stages import build_overrides, hydra_value
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pipeline"]["arms"]["smoothed"] = {"optim": {"label_smoothing": 0.1}}  # an arm with changes (docs)
     overrides = build_overrides(params, ["data", "model", "trainer", "paths", "compare"],
                                 [*[k for k in params if k not in ("data", "model", "trainer", "paths", "compare")],
-                                 "pipeline.arms.model_centric:."], ["data.manifest=labels/v2/manifest_v2.csv"])
+                                 "pipeline.arms.smoothed:."], ["data.manifest=labels/v2/manifest_v2.csv"])
     assert "~data" in overrides and "++data.manifest='labels/v2/manifest_v2.csv'" in overrides
     assert "++optim.label_smoothing=0.1" in overrides  # the arm's change wins over the shared recipe
     assert hydra_value("it's a 'b' \\ c") == "'it\\'s a \\'b\\' \\\\ c'"

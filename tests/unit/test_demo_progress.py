@@ -35,6 +35,8 @@ def test_one_line_per_stage_and_the_whole_log_in_a_file(tmp_path: Path) -> None:
     assert "LeafSpec" not in p.stdout and "overrides" not in p.stdout  # the noise stays in the log
     assert "2 stages run (1 unchanged)" in lines[-1]
     assert (tmp_path / "repro.log").read_text() == REPRO
+    times = json.loads((tmp_path / "repro.stages.json").read_text())
+    assert list(times["stages"]) == ["prepare", "compare"] and times["skipped"] == 1
 
 
 def test_a_failed_stage_shows_the_end_of_the_log(tmp_path: Path) -> None:
