@@ -33,7 +33,7 @@ demo: install  ## the DVC pipeline on the synthetic default (dvc repro), then in
 	@echo "inspect: the data-centric ONNX model on data/synth_steel/images → $(DEMO)/inspect.csv"
 	@echo; awk '/^\| arm /{f=1} f && /^$$/{exit} f' outputs/pipeline/compare/report.md
 	@echo "Read more: outputs/pipeline/compare/report.md (audit, curation, per-class recall), compare.png beside it,"
-	@echo "  $(DEMO)/report.html (the inspected folder), outputs/pipeline/ (every arm: train/evaluate/export/verify),"
+	@echo "  $(DEMO)/report.html (the inspected folder), outputs/pipeline/ (baseline, data-centric: train/export/verify),"
 	@echo "  source $(VENV)/bin/activate && dvc metrics show."
 	@echo
 	@$(PY) scripts/demo_progress.py --summary outputs/pipeline/compare/report.json
