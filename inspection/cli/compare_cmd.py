@@ -7,14 +7,13 @@ data-centric loop, training.search for the model-centric search, evaluation.comp
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from inspection.cli.compare_runs import TrainRun, fixed_arms, mc_arm, model_centric, torch_threads, train_fn
+from inspection.cli.compare_runs import TrainRun, fixed_arms, mc_arm, model_centric, torch_threads
 from inspection.cli.compose import compose_config, compose_group
 from inspection.cli.config import prepare_dataset, to_dataclass
 from inspection.core.files import file_sha256
@@ -25,6 +24,7 @@ from inspection.curation.curate import CurationConfig
 from inspection.curation.simulate import LabelingConfig
 from inspection.data.leak_check import warn_if_leaked
 from inspection.data.manifest import load_manifest, manifest_hash
+from inspection.edge.providers import available_cpus
 from inspection.evaluation.arm_runner import ArmRunner, run_arms
 from inspection.evaluation.compare import (
     ARM_ORDER,
@@ -96,8 +96,7 @@ def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock,
     n_test = assert_same_test_split(fixed)
     leaks = arm_leak_checks(fixed, str(cfg.paths.cache_dir))  # warned before the training, recorded in the report
     seeds, workers = list(cfg.compare.seeds), int(cfg.compare.get("workers", 1))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // workers) if workers > 1 else None
+    threads = max(1, available_cpus() // workers) if workers > 1 else None
     train = TrainRun(tuple(forward), threads=threads)
     with ArmRunner(train, out, seeds, len(ARM_ORDER), workers, lambda m: print(m, flush=True)) as runner, \
             torch_threads(threads):
@@ -107,9 +106,10 @@ def _run(cfg: DictConfig, forward: list[str], gold, out: Path, clock: WallClock,
             runner.add(arm)
         mc = model_centric(cfg, forward, dc.v1_csv, out,
                             (lambda: runner.wait_for(out / "runs" / "baseline" / "seed0")) if 0 in seeds else None)
-        runner.add(mc_arm(cfg, dc, mc["best_overrides"]))
+        searched = mc_arm(cfg, dc, mc["best_overrides"])
+        runner.add(searched)
         runs = runner.finish()
-    arms = sorted([*fixed, mc_arm(cfg, dc, mc["best_overrides"])], key=lambda a: ARM_ORDER.index(a.name))
+    arms = sorted([*fixed, searched], key=lambda a: ARM_ORDER.index(a.name))
     leaks["model_centric"] = leaks["baseline"]  # the same label set
     flips = flipped_verdicts(runs["baseline"], runs["data_centric"])
     flips.to_csv(out / "flipped.csv", index=False)
@@ -208,7 +208,7 @@ def _noise_sweep(cfg, forward, gold, out, labeling, audit, curation, mc, main_ru
         print(f"[compare] noise sweep: rate {rate:g}", flush=True)
         dc = run_data_centric(gold, sub / "data", lab, audit, curation, str(cfg.compare.relabel_method))
         arms = [*fixed_arms(cfg, dc)[:2], mc_arm(cfg, dc, mc["best_overrides"])]  # no oracle: gold has no noise
-        runs = run_arms(arms, list(cfg.compare.noise_seeds), train_fn(forward), sub, lambda m: print(m, flush=True))
+        runs = run_arms(arms, list(cfg.compare.noise_seeds), TrainRun(tuple(forward)), sub, lambda m: print(m, flush=True))
         noise = dc.summary["curation"].get("noise_before", float(rate))
         for a in arms:
             points[a.name].append({"rate": float(rate), "noise": noise,

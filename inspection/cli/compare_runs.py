@@ -36,10 +36,6 @@ class TrainRun:
         return run_dir
 
 
-def train_fn(forward: list[str], splits: str = "[test]") -> TrainRun:
-    return TrainRun(tuple(forward), splits)
-
-
 def run_metric(run_dir: Path, metric: str) -> float:
     """`val_macro_f1` of a finished run, read from its eval_val/metrics.json."""
     split, key = metric.split("_", 1)
@@ -56,9 +52,8 @@ def _search(cfg: DictConfig, forward: list[str], v1: Path, out: Path,
         if trial == baseline and baseline_run is not None:
             # The baseline arm's seed-0 run is this very training (same recipe, labels and seed): train it once.
             return run_metric(baseline_run(), str(mc.metric))
-        c = compose_train([*forward, *_arm_recipe(cfg, trial, trial == baseline), f"data.manifest='{v1}'", "seed=0",
-                           "evaluate_splits=[val]", "trainer.enable_progress_bar=false"])
-        return float(run_train(c, out_dir=out / f"trial_{number:03d}", quiet=True)[str(mc.metric)])
+        arm = Arm(f"trial_{number:03d}", v1, _arm_recipe(cfg, trial, trial == baseline))
+        return run_metric(TrainRun(tuple(forward), "[val]")(arm, 0, out / arm.name), str(mc.metric))
 
     res = run_study(objective, space, int(mc.n_trials), out / "study.sqlite3", "maximize", int(mc.sampler_seed),
                     study_name="model_centric", baseline=baseline)

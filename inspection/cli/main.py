@@ -71,7 +71,7 @@ def compare(ctx: typer.Context) -> None:
     from inspection.cli.compare_cmd import run_compare
     from inspection.cli.compose_help import answered_help
 
-    if answered_help(ctx.args, "compare", "Usage: inspection compare [data=neu] [compare=quick|full|tiny] "
+    if answered_help(ctx.args, "compare", "Usage: inspection compare [data=neu] [compare=quick|full|demo|tiny] "
                                           "[noise_sweep=true] [KEY=VALUE ...]"):
         return
     try:
